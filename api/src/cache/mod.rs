@@ -1,0 +1,38 @@
+//! The hot-state adapter: Redis in production, in-process by default, behind
+//! one small trait. Callers build keys with [`tenant_key`] for anything
+//! tenant-owned, so no key of one tenant can name another's value.
+
+mod memory;
+mod redis;
+
+use std::time::Duration;
+
+use uuid::Uuid;
+
+pub use self::{memory::MemoryCache, redis::RedisCache};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CacheError {
+    #[error("cache backend unreachable: {0}")]
+    Unavailable(String),
+}
+
+#[async_trait::async_trait]
+pub trait Cache: Send + Sync + std::fmt::Debug {
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, CacheError>;
+    async fn set(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), CacheError>;
+    async fn delete(&self, key: &str) -> Result<(), CacheError>;
+    /// Succeeds when the backend answers.
+    async fn ping(&self) -> Result<(), CacheError>;
+    fn backend_name(&self) -> &'static str;
+}
+
+/// Keys are namespaced: `aggios:{kind}:{rest}`.
+pub fn platform_key(kind: &str, rest: &str) -> String {
+    format!("aggios:{kind}:{rest}")
+}
+
+/// A key inside one tenant's namespace.
+pub fn tenant_key(tenant: Uuid, kind: &str, rest: &str) -> String {
+    format!("aggios:t:{tenant}:{kind}:{rest}")
+}

@@ -1,0 +1,59 @@
+//! Redis through a bb8 pool, shared by every replica.
+
+use std::time::Duration;
+
+use bb8_redis::{RedisConnectionManager, bb8};
+use redis::AsyncCommands as _;
+
+use super::{Cache, CacheError};
+
+#[derive(Debug, Clone)]
+pub struct RedisCache {
+    pool: bb8::Pool<RedisConnectionManager>,
+}
+
+impl RedisCache {
+    /// Builds the pool without waiting for Redis: a server that is down at
+    /// start-up makes `/readyz` red rather than stopping the API.
+    pub fn new(url: &str, size: u32, connect_timeout: Duration) -> anyhow::Result<Self> {
+        let manager = RedisConnectionManager::new(url)?;
+        let pool = bb8::Pool::builder()
+            .max_size(size)
+            .connection_timeout(connect_timeout)
+            .build_unchecked(manager);
+        Ok(Self { pool })
+    }
+
+    async fn conn(&self) -> Result<bb8::PooledConnection<'_, RedisConnectionManager>, CacheError> {
+        self.pool.get().await.map_err(|e| CacheError::Unavailable(e.to_string()))
+    }
+}
+
+fn unavailable(e: redis::RedisError) -> CacheError {
+    CacheError::Unavailable(e.to_string())
+}
+
+#[async_trait::async_trait]
+impl Cache for RedisCache {
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, CacheError> {
+        self.conn().await?.get(key).await.map_err(unavailable)
+    }
+
+    async fn set(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), CacheError> {
+        let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+        self.conn().await?.pset_ex(key, value, ms).await.map_err(unavailable)
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), CacheError> {
+        self.conn().await?.del(key).await.map_err(unavailable)
+    }
+
+    async fn ping(&self) -> Result<(), CacheError> {
+        let pong: String = redis::cmd("PING").query_async(&mut *self.conn().await?).await.map_err(unavailable)?;
+        if pong == "PONG" { Ok(()) } else { Err(CacheError::Unavailable(format!("unexpected PING reply {pong}"))) }
+    }
+
+    fn backend_name(&self) -> &'static str {
+        "redis"
+    }
+}

@@ -1,0 +1,156 @@
+//! The command line: one binary for serving, migrating, exporting the schema
+//! and platform administration.
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use migration::{Migrator, MigratorTrait};
+
+use crate::{
+    config::Settings,
+    graphql::{SchemaOptions, build_schema},
+    startup::{AppState, Application, shutdown_signal},
+    store::{self, tenants::NewTenant},
+};
+
+#[derive(Debug, Parser)]
+#[command(name = "aggios", version, about = "Multi-tenant GraphQL API platform for agencies")]
+pub struct Cli {
+    /// A TOML settings file (default: ./aggios.toml when present).
+    #[arg(long, global = true, env = "AGGIOS_CONFIG")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the API server.
+    Serve,
+    /// Apply, revert or list database migrations (as the schema owner).
+    Migrate {
+        #[command(subcommand)]
+        action: MigrateAction,
+    },
+    /// Write the GraphQL schema (SDL) to a file, or to stdout with `-`.
+    ExportSchema {
+        #[arg(long, short, default_value = "schema.graphql")]
+        output: PathBuf,
+    },
+    /// Manage tenants.
+    Tenant {
+        #[command(subcommand)]
+        action: TenantAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MigrateAction {
+    /// Apply pending migrations (all, or the next N).
+    Up {
+        #[arg(long)]
+        steps: Option<u32>,
+    },
+    /// Revert applied migrations (the last one, or the last N).
+    Down {
+        #[arg(long, default_value_t = 1)]
+        steps: u32,
+    },
+    /// List migrations and whether each is applied.
+    Status,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TenantAction {
+    /// Create a tenant and print it as JSON.
+    Create {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        subdomain: String,
+        #[arg(long)]
+        custom_domain: Option<String>,
+    },
+}
+
+/// Whether a command needs the settings (everything except export-schema).
+impl Command {
+    pub fn needs_settings(&self) -> bool {
+        !matches!(self, Command::ExportSchema { .. })
+    }
+}
+
+pub async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
+    match command {
+        Command::Serve => serve(settings).await,
+        Command::Migrate { action } => migrate(action, &settings).await,
+        Command::ExportSchema { output } => export_schema(&output, settings.is_production()),
+        Command::Tenant { action: TenantAction::Create { name, subdomain, custom_domain } } => {
+            let state = AppState::connect(settings).await?;
+            let tenant = store::tenants::create(
+                state.db.platform(),
+                NewTenant { name, subdomain, custom_domain },
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("could not create the tenant: {}", describe(e)))?;
+            println!(
+                "{}",
+                serde_json::json!({ "id": tenant.id, "name": tenant.name, "subdomain": tenant.subdomain, "customDomain": tenant.custom_domain })
+            );
+            Ok(())
+        }
+    }
+}
+
+fn describe(err: crate::error::ApiError) -> String {
+    let gql: async_graphql::Error = err.into();
+    gql.message
+}
+
+async fn serve(settings: Settings) -> anyhow::Result<()> {
+    let app = Application::build(settings).await?;
+    let state = app.state();
+    let addr = app.local_addr().context("the listener has no address")?;
+    tracing::info!(
+        %addr,
+        database = state.db.backend_name(),
+        cache = state.cache.backend_name(),
+        storage = state.objects.backend_name(),
+        "Aggios is listening"
+    );
+    println!("Aggios is listening on http://{addr}");
+    println!("  GraphQL:    http://{addr}/graphql");
+    println!("  Playground: http://{addr}/playground");
+    app.run_until(shutdown_signal()).await?;
+    Ok(())
+}
+
+async fn migrate(action: MigrateAction, settings: &Settings) -> anyhow::Result<()> {
+    let url = settings.migration_url();
+    if url.starts_with("sqlite:") {
+        std::fs::create_dir_all(&settings.data_dir)
+            .with_context(|| format!("creating the data directory {}", settings.data_dir.display()))?;
+    }
+    let conn = sea_orm::Database::connect(&url).await.context("connecting (setting database.migration_url)")?;
+    match action {
+        MigrateAction::Up { steps } => Migrator::up(&conn, steps).await?,
+        MigrateAction::Down { steps } => Migrator::down(&conn, Some(steps)).await?,
+        MigrateAction::Status => {
+            for m in Migrator::get_migration_with_status(&conn).await? {
+                println!("{:<10} {}", format!("{:?}", m.status()), m.name());
+            }
+        }
+    }
+    Ok(())
+}
+
+fn export_schema(output: &std::path::Path, production: bool) -> anyhow::Result<()> {
+    let sdl = build_schema(SchemaOptions { production }).sdl();
+    if output.as_os_str() == "-" {
+        print!("{sdl}");
+    } else {
+        std::fs::write(output, sdl).with_context(|| format!("writing {}", output.display()))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,337 @@
+//! Typed settings: built-in defaults, then an optional TOML file, then
+//! `AGGIOS_*` environment variables. Every setting is documented in the
+//! README table and in `aggios.example.toml`. Unknown keys are refused, and a
+//! bad value stops start-up with a message naming the setting.
+
+use std::{net::IpAddr, path::PathBuf};
+
+use figment::{
+    Figment,
+    providers::{Env, Format, Serialized, Toml},
+};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+
+/// Top-level sections; `AGGIOS_<SECTION>_<KEY>` maps to `<section>.<key>`.
+const SECTIONS: &[&str] = &["server", "database", "redis", "storage", "log"];
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Where the embedded default keeps its SQLite file, objects and keys.
+    pub data_dir: PathBuf,
+    pub server: ServerSettings,
+    pub database: DatabaseSettings,
+    pub redis: RedisSettings,
+    pub storage: StorageSettings,
+    pub log: LogSettings,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Environment {
+    Development,
+    Production,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSettings {
+    pub host: IpAddr,
+    pub port: u16,
+    /// Tenants live at `{subdomain}.{base_domain}`; `api.{base_domain}` and
+    /// the base domain itself are the general API host.
+    pub base_domain: String,
+    pub environment: Environment,
+    /// How long in-flight requests may run on after SIGTERM.
+    pub shutdown_grace_secs: u64,
+    /// How long a resolved host -> tenant mapping is cached.
+    pub tenant_cache_ttl_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSettings {
+    /// `postgres://...` or `sqlite://...`; unset means a SQLite file in
+    /// `data_dir`.
+    #[serde(serialize_with = "expose_opt")]
+    pub url: Option<SecretString>,
+    /// The connection used by `aggios migrate` (the schema owner). Defaults
+    /// to `url`.
+    #[serde(serialize_with = "expose_opt")]
+    pub migration_url: Option<SecretString>,
+    /// PostgreSQL: the role every server connection switches to (`SET ROLE`).
+    /// Empty to run as the connecting user (which must then be that role).
+    pub runtime_role: String,
+    pub max_connections: u32,
+    pub acquire_timeout_secs: u64,
+    /// Run pending migrations when `serve` starts. Unset: yes on SQLite, no
+    /// on PostgreSQL (run `aggios migrate up` as the owner instead).
+    pub migrate_on_start: Option<bool>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisSettings {
+    /// `redis://` or `rediss://`; unset means the in-process cache.
+    #[serde(serialize_with = "expose_opt")]
+    pub url: Option<SecretString>,
+    pub pool_size: u32,
+    pub connect_timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StorageBackend {
+    Local,
+    S3,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageSettings {
+    pub backend: StorageBackend,
+    /// Local backend: the directory; defaults to `{data_dir}/objects`.
+    pub local_dir: Option<PathBuf>,
+    /// S3 endpoint, e.g. `http://127.0.0.1:8333`; unset means AWS.
+    pub s3_endpoint: Option<String>,
+    pub s3_region: String,
+    pub s3_bucket: Option<String>,
+    pub s3_access_key_id: Option<String>,
+    #[serde(serialize_with = "expose_opt")]
+    pub s3_secret_access_key: Option<SecretString>,
+    /// Path-style addressing (MinIO, SeaweedFS); virtual-host style when false.
+    pub s3_path_style: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    /// Unset: pretty in development, JSON in production.
+    pub format: Option<LogFormat>,
+    /// An `EnvFilter` directive, e.g. `info,aggios=debug`.
+    pub level: String,
+}
+
+fn expose_opt<S: serde::Serializer>(v: &Option<SecretString>, s: S) -> Result<S::Ok, S::Error> {
+    v.as_ref().map(|v| v.expose_secret().to_owned()).serialize(s)
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("data"),
+            server: ServerSettings {
+                host: IpAddr::from([127, 0, 0, 1]),
+                port: 8080,
+                base_domain: "localhost".into(),
+                environment: Environment::Development,
+                shutdown_grace_secs: 30,
+                tenant_cache_ttl_secs: 30,
+            },
+            database: DatabaseSettings {
+                url: None,
+                migration_url: None,
+                runtime_role: migration::RUNTIME_ROLE.into(),
+                max_connections: 16,
+                acquire_timeout_secs: 5,
+                migrate_on_start: None,
+            },
+            redis: RedisSettings { url: None, pool_size: 16, connect_timeout_secs: 3 },
+            storage: StorageSettings {
+                backend: StorageBackend::Local,
+                local_dir: None,
+                s3_endpoint: None,
+                s3_region: "us-east-1".into(),
+                s3_bucket: None,
+                s3_access_key_id: None,
+                s3_secret_access_key: None,
+                s3_path_style: true,
+            },
+            log: LogSettings { format: None, level: "info".into() },
+        }
+    }
+}
+
+/// A setting that is missing or wrong, named the way the operator wrote it.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{0}")]
+    Load(Box<figment::Error>),
+    #[error("setting `{key}` (env AGGIOS_{env}): {problem}")]
+    Invalid { key: &'static str, env: String, problem: String },
+}
+
+fn invalid(key: &'static str, problem: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid { key, env: key.replace('.', "_").to_uppercase(), problem: problem.into() }
+}
+
+impl Settings {
+    /// Defaults, then `file` (or `aggios.toml` when present), then the
+    /// environment.
+    pub fn load(file: Option<&std::path::Path>) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Settings::default()));
+        match file {
+            Some(path) => {
+                if !path.is_file() {
+                    return Err(invalid("config", format!("file {} does not exist", path.display())));
+                }
+                figment = figment.merge(Toml::file(path));
+            }
+            None => figment = figment.merge(Toml::file("aggios.toml")),
+        }
+        let settings: Settings = figment
+            .merge(Env::prefixed("AGGIOS_").ignore(&["CONFIG"]).map(|key| env_key(key.as_str()).into()))
+            .extract()
+            .map_err(|e| ConfigError::Load(Box::new(e)))?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !is_hostname(&self.server.base_domain) {
+            return Err(invalid("server.base_domain", "must be a host name such as `aggios.app`"));
+        }
+        if let Some(url) = &self.database.url {
+            check_db_url("database.url", url.expose_secret())?;
+        }
+        if let Some(url) = &self.database.migration_url {
+            check_db_url("database.migration_url", url.expose_secret())?;
+        }
+        let role = &self.database.runtime_role;
+        if !role.is_empty()
+            && !role.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        {
+            return Err(invalid("database.runtime_role", "use lower-case letters, digits and `_` only"));
+        }
+        if self.database.max_connections == 0 {
+            return Err(invalid("database.max_connections", "must be at least 1"));
+        }
+        if let Some(url) = &self.redis.url {
+            let parsed = url::Url::parse(url.expose_secret())
+                .map_err(|e| invalid("redis.url", format!("not a URL: {e}")))?;
+            if !matches!(parsed.scheme(), "redis" | "rediss") {
+                return Err(invalid("redis.url", "must start with redis:// or rediss://"));
+            }
+        }
+        if self.redis.pool_size == 0 {
+            return Err(invalid("redis.pool_size", "must be at least 1"));
+        }
+        if self.storage.backend == StorageBackend::S3 {
+            if self.storage.s3_bucket.as_deref().unwrap_or("").is_empty() {
+                return Err(invalid("storage.s3_bucket", "is required when storage.backend is \"s3\""));
+            }
+            if let Some(endpoint) = &self.storage.s3_endpoint {
+                url::Url::parse(endpoint)
+                    .map_err(|e| invalid("storage.s3_endpoint", format!("not a URL: {e}")))?;
+            }
+            if self.storage.s3_access_key_id.is_some() != self.storage.s3_secret_access_key.is_some() {
+                return Err(invalid(
+                    "storage.s3_secret_access_key",
+                    "set both storage.s3_access_key_id and storage.s3_secret_access_key, or neither",
+                ));
+            }
+        }
+        if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
+            return Err(invalid("log.level", "not a valid filter such as `info` or `info,aggios=debug`"));
+        }
+        Ok(())
+    }
+
+    pub fn log_format(&self) -> LogFormat {
+        self.log.format.unwrap_or(match self.server.environment {
+            Environment::Development => LogFormat::Pretty,
+            Environment::Production => LogFormat::Json,
+        })
+    }
+
+    pub fn is_production(&self) -> bool {
+        self.server.environment == Environment::Production
+    }
+
+    /// The database the server connects to.
+    pub fn database_url(&self) -> String {
+        match &self.database.url {
+            Some(url) => url.expose_secret().to_owned(),
+            None => format!("sqlite://{}?mode=rwc", self.data_dir.join("aggios.db").display()),
+        }
+    }
+
+    /// The database `aggios migrate` connects to.
+    pub fn migration_url(&self) -> String {
+        match &self.database.migration_url {
+            Some(url) => url.expose_secret().to_owned(),
+            None => self.database_url(),
+        }
+    }
+
+    pub fn local_objects_dir(&self) -> PathBuf {
+        self.storage.local_dir.clone().unwrap_or_else(|| self.data_dir.join("objects"))
+    }
+}
+
+/// `DATABASE_URL` -> `database.url`, `DATA_DIR` -> `data_dir`.
+fn env_key(key: &str) -> String {
+    let key = key.to_ascii_lowercase();
+    for section in SECTIONS {
+        if let Some(rest) = key.strip_prefix(section).and_then(|r| r.strip_prefix('_')) {
+            return format!("{section}.{rest}");
+        }
+    }
+    key
+}
+
+fn check_db_url(key: &'static str, url: &str) -> Result<(), ConfigError> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") || url.starts_with("sqlite:") {
+        Ok(())
+    } else {
+        Err(invalid(key, "must start with postgres://, postgresql:// or sqlite:"))
+    }
+}
+
+fn is_hostname(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 253
+        && s.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn environment_names_map_to_sections() {
+        assert_eq!(env_key("DATABASE_URL"), "database.url");
+        assert_eq!(env_key("SERVER_BASE_DOMAIN"), "server.base_domain");
+        assert_eq!(env_key("STORAGE_S3_BUCKET"), "storage.s3_bucket");
+        assert_eq!(env_key("DATA_DIR"), "data_dir");
+    }
+
+    #[test]
+    fn an_s3_backend_without_a_bucket_is_refused_by_name() {
+        let mut s = Settings::default();
+        s.storage.backend = StorageBackend::S3;
+        let err = s.validate().err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err.contains("storage.s3_bucket") && err.contains("AGGIOS_STORAGE_S3_BUCKET"), "{err}");
+    }
+
+    #[test]
+    fn a_base_domain_with_a_port_is_refused() {
+        let mut s = Settings::default();
+        s.server.base_domain = "aggios.app:8080".into();
+        assert!(s.validate().is_err());
+    }
+}

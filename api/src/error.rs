@@ -1,0 +1,136 @@
+//! The one error type of the API and its stable codes (SPEC §8).
+//!
+//! `ApiError` deliberately does not implement `Display`: async-graphql turns
+//! any `Display` error into a client message through `?`, which would leak
+//! database text. The conversion below is the only way out, and it replaces
+//! internal causes with an opaque message and an error id, logging the cause.
+
+use async_graphql::ErrorExtensions;
+use poem::http::StatusCode;
+use uuid::Uuid;
+
+pub enum ApiError {
+    Unauthenticated,
+    Forbidden(&'static str),
+    /// The object does not exist, or belongs to another tenant: the two are
+    /// answered identically.
+    NotFound(&'static str),
+    BadUserInput { field: &'static str, message: String },
+    Conflict(String),
+    /// The host (or `X-Tenant`) names no tenant.
+    TenantNotFound,
+    TenantInactive,
+    /// The operation needs a tenant and the request is on the general API
+    /// host without `X-Tenant`.
+    TenantRequired,
+    MethodNotAllowed(&'static str),
+    /// A dependency (database, Redis, storage) cannot be reached.
+    Unavailable(&'static str),
+    Internal(anyhow::Error),
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+impl ApiError {
+    pub fn internal(cause: impl Into<anyhow::Error>) -> Self {
+        Self::Internal(cause.into())
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Unauthenticated => "UNAUTHENTICATED",
+            Self::Forbidden(_) => "FORBIDDEN",
+            Self::NotFound(_) => "NOT_FOUND",
+            Self::BadUserInput { .. } => "BAD_USER_INPUT",
+            Self::Conflict(_) => "CONFLICT",
+            Self::TenantNotFound => "TENANT_NOT_FOUND",
+            Self::TenantInactive => "TENANT_INACTIVE",
+            Self::TenantRequired => "TENANT_REQUIRED",
+            Self::MethodNotAllowed(_) => "METHOD_NOT_ALLOWED",
+            Self::Unavailable(_) => "SERVICE_UNAVAILABLE",
+            Self::Internal(_) => "INTERNAL",
+        }
+    }
+
+    /// The status used when the error ends the HTTP request before GraphQL
+    /// execution (GraphQL field errors are answered with 200).
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::Unauthenticated => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) | Self::TenantInactive => StatusCode::FORBIDDEN,
+            Self::NotFound(_) | Self::TenantNotFound => StatusCode::NOT_FOUND,
+            Self::BadUserInput { .. } | Self::TenantRequired => StatusCode::BAD_REQUEST,
+            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The message a client sees, written for a person to act on. Internal
+    /// causes are logged here, once, with a fresh error id.
+    fn client_message(&self) -> (String, Option<Uuid>) {
+        let msg = match self {
+            Self::Unauthenticated => "authentication is required: send a valid access token or API key".into(),
+            Self::Forbidden(why) => format!("not allowed: {why}"),
+            Self::NotFound(what) => format!("{what} not found"),
+            Self::BadUserInput { field, message } => format!("invalid `{field}`: {message}"),
+            Self::Conflict(message) => message.clone(),
+            Self::TenantNotFound => "no agency is served at this address: check the host name or the X-Tenant header".into(),
+            Self::TenantInactive => "this agency is deactivated; contact the platform administrator".into(),
+            Self::TenantRequired => "this operation needs a tenant: use the agency's own host or send an X-Tenant header".into(),
+            Self::MethodNotAllowed(why) => (*why).into(),
+            Self::Unavailable(what) => format!("{what} is unavailable right now; try again shortly"),
+            Self::Internal(cause) => {
+                let id = Uuid::now_v7();
+                tracing::error!(error_id = %id, error = ?cause, "internal error");
+                return (format!("internal error; reference {id} when reporting it"), Some(id));
+            }
+        };
+        (msg, None)
+    }
+
+    /// The GraphQL-over-HTTP body for an error that ends a request early.
+    pub fn into_response_body(self) -> serde_json::Value {
+        let err = async_graphql::Error::from(self);
+        serde_json::json!({ "errors": [ {
+            "message": err.message,
+            "extensions": err.extensions,
+        } ] })
+    }
+}
+
+impl std::fmt::Debug for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Internal(cause) => write!(f, "INTERNAL: {cause:?}"),
+            other => write!(f, "{}", other.code()),
+        }
+    }
+}
+
+impl From<ApiError> for async_graphql::Error {
+    fn from(err: ApiError) -> Self {
+        let code = err.code();
+        let (message, error_id) = err.client_message();
+        let field = match &err {
+            ApiError::BadUserInput { field, .. } => Some(*field),
+            _ => None,
+        };
+        async_graphql::Error::new(message).extend_with(|_, ext| {
+            ext.set("code", code);
+            if let Some(id) = error_id {
+                ext.set("errorId", id.to_string());
+            }
+            if let Some(field) = field {
+                ext.set("field", field);
+            }
+        })
+    }
+}
+
+impl From<sea_orm::DbErr> for ApiError {
+    fn from(err: sea_orm::DbErr) -> Self {
+        Self::Internal(err.into())
+    }
+}

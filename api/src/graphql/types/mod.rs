@@ -1,0 +1,5 @@
+//! GraphQL objects and inputs, mapped from store models.
+
+mod tenant;
+
+pub use tenant::Tenant;

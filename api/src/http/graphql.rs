@@ -1,0 +1,64 @@
+//! `GET` and `POST /graphql`: resolve the tenant, build the request context,
+//! execute, then commit or roll back the request's transaction before
+//! answering.
+
+use std::sync::Arc;
+
+use async_graphql::parser::types::OperationType;
+use async_graphql_poem::{GraphQLRequest, GraphQLResponse};
+use poem::{
+    IntoResponse, Request, Response, handler,
+    http::{Method, StatusCode},
+    web::{Data, Json},
+};
+
+use super::RequestId;
+use crate::{error::ApiError, startup::AppState, tenancy::RequestContext};
+
+pub fn error_response(err: ApiError) -> Response {
+    let status = err.status();
+    let mut resp = Json(err.into_response_body()).into_response();
+    resp.set_status(status);
+    resp
+}
+
+#[handler]
+pub async fn graphql(req: &Request, Data(state): Data<&AppState>, gql: GraphQLRequest) -> Response {
+    let request_id = req.extensions().get::<RequestId>().map(|r| r.0.clone()).unwrap_or_default();
+    let host = req.uri().host().map(str::to_owned).or_else(|| req.header("host").map(str::to_owned)).unwrap_or_default();
+    let resolved = match state.tenants.resolve(&host, req.header("x-tenant")).await {
+        Ok(r) => r,
+        Err(e) => return error_response(e),
+    };
+    if req.method() == Method::GET && !is_query(&gql.0) {
+        return error_response(ApiError::MethodNotAllowed(
+            "only queries may be sent with GET; send mutations with POST",
+        ));
+    }
+
+    let ctx = Arc::new(RequestContext::new(request_id, resolved, &state.db));
+    let mut response = state.schema.execute(gql.0.data(ctx.clone())).await;
+    let commit = response.errors.is_empty();
+    if let Err(e) = ctx.finish(commit).await {
+        let err: async_graphql::Error = ApiError::internal(e).into();
+        response = async_graphql::Response::from_errors(vec![err.into_server_error(Default::default())]);
+    }
+    let mut resp = GraphQLResponse(response).into_response();
+    if resp.status() == StatusCode::OK {
+        resp.headers_mut().insert("cache-control", poem::http::HeaderValue::from_static("no-store"));
+    }
+    resp
+}
+
+/// Whether the operation a GET would run is a query. A document that does not
+/// parse is let through: execution answers with the syntax error.
+fn is_query(req: &async_graphql::Request) -> bool {
+    let Ok(doc) = async_graphql::parser::parse_query(&req.query) else {
+        return true;
+    };
+    let selected = match &req.operation_name {
+        Some(name) => doc.operations.iter().find(|(n, _)| n.map(|n| n.as_str()) == Some(name.as_str())).map(|(_, op)| op),
+        None => doc.operations.iter().next().map(|(_, op)| op),
+    };
+    selected.is_none_or(|op| op.node.ty == OperationType::Query)
+}

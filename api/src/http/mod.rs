@@ -1,0 +1,25 @@
+//! HTTP: routes and middleware. `/graphql` is tenant-bound; health and the
+//! playground are not.
+
+mod graphql;
+mod health;
+pub mod playground;
+mod request_id;
+
+use poem::{Endpoint, EndpointExt, Route, get};
+
+pub use request_id::RequestId;
+
+use crate::startup::AppState;
+
+pub fn routes(state: AppState) -> impl Endpoint {
+    Route::new()
+        .at("/graphql", get(graphql::graphql).post(graphql::graphql))
+        .at("/playground", get(playground::index))
+        .at("/playground/", get(playground::index))
+        .at("/playground/:file", get(playground::asset))
+        .at("/healthz", get(health::healthz))
+        .at("/readyz", get(health::readyz))
+        .data(state)
+        .around(request_id::with_request_id)
+}

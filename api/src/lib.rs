@@ -1,0 +1,14 @@
+//! Aggios: a multi-tenant GraphQL API platform for agencies. The binary in
+//! `main.rs` is a thin shell over this library, which tests and tools share.
+
+pub mod cache;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod graphql;
+pub mod http;
+pub mod objects;
+pub mod startup;
+pub mod store;
+pub mod telemetry;
+pub mod tenancy;

@@ -1,0 +1,139 @@
+//! Building the application: connect the adapters the settings choose, build
+//! the schema, bind the listener. Tests call the same `build` with port 0.
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use anyhow::Context as _;
+use poem::{
+    Server,
+    listener::{Acceptor, Listener, TcpAcceptor, TcpListener},
+};
+use secrecy::ExposeSecret;
+
+use crate::{
+    cache::{Cache, MemoryCache, RedisCache},
+    config::Settings,
+    graphql::{AppSchema, SchemaOptions, build_schema},
+    http,
+    objects::Objects,
+    store::{self, Database},
+    tenancy::TenantResolver,
+};
+
+/// What every request shares. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub settings: Arc<Settings>,
+    pub db: Database,
+    pub cache: Arc<dyn Cache>,
+    pub objects: Objects,
+    pub tenants: TenantResolver,
+    pub schema: AppSchema,
+}
+
+impl AppState {
+    /// Connects everything the settings name. Runs migrations first when
+    /// `database.migrate_on_start` says so (by default on SQLite only).
+    pub async fn connect(settings: Settings) -> anyhow::Result<Self> {
+        let db = Database::connect(&settings).await?;
+        let migrate = settings.database.migrate_on_start.unwrap_or(matches!(db, Database::Sqlite { .. }));
+        if migrate {
+            let owner = match &db {
+                Database::Sqlite { orm } => orm.clone(),
+                Database::Postgres { .. } => sea_orm::Database::connect(settings.migration_url())
+                    .await
+                    .context("connecting for migrations (setting database.migration_url)")?,
+            };
+            store::migrate_up(&owner).await.context("running migrations")?;
+        }
+        let cache: Arc<dyn Cache> = match &settings.redis.url {
+            Some(url) => Arc::new(
+                RedisCache::new(
+                    url.expose_secret(),
+                    settings.redis.pool_size,
+                    Duration::from_secs(settings.redis.connect_timeout_secs),
+                )
+                .context("configuring Redis (setting redis.url)")?,
+            ),
+            None => Arc::new(MemoryCache::new()),
+        };
+        let objects = Objects::from_settings(&settings)?;
+        let tenants = TenantResolver::new(
+            db.clone(),
+            cache.clone(),
+            settings.server.base_domain.clone(),
+            Duration::from_secs(settings.server.tenant_cache_ttl_secs),
+        );
+        let schema = build_schema(SchemaOptions { production: settings.is_production() });
+        Ok(Self { settings: Arc::new(settings), db, cache, objects, tenants, schema })
+    }
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState").field("db", &self.db).finish_non_exhaustive()
+    }
+}
+
+pub struct Application {
+    acceptor: TcpAcceptor,
+    state: AppState,
+}
+
+impl Application {
+    /// Connects and binds `server.host:server.port` (port 0 picks a free one).
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let addr = SocketAddr::new(settings.server.host, settings.server.port);
+        let state = AppState::connect(settings).await?;
+        let acceptor = TcpListener::bind(addr)
+            .into_acceptor()
+            .await
+            .with_context(|| format!("binding {addr} (settings server.host, server.port)"))?;
+        Ok(Self { acceptor, state })
+    }
+
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.acceptor.local_addr().first().and_then(|a| a.as_socket_addr().copied())
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` resolves, then lets in-flight requests finish
+    /// for up to `server.shutdown_grace_secs`.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send) -> std::io::Result<()> {
+        let grace = Duration::from_secs(self.state.settings.server.shutdown_grace_secs);
+        let db = self.state.db.clone();
+        let result = Server::new_with_acceptor(self.acceptor)
+            .run_with_graceful_shutdown(http::routes(self.state), shutdown, Some(grace))
+            .await;
+        db.close().await;
+        result
+    }
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutdown signal received; finishing in-flight requests");
+}

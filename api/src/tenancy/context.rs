@@ -1,0 +1,59 @@
+//! The per-request context placed in the GraphQL request data: who the
+//! request is for, its id, its tenant-scoped database handle and its
+//! dataloaders. Built fresh for every request and dropped with it, so nothing
+//! here is ever shared between requests or tenants.
+
+use std::sync::Arc;
+
+use crate::{
+    error::{ApiError, ApiResult},
+    graphql::loaders::Loaders,
+    store::{Database, TenantDb},
+};
+
+use super::{ResolvedTenant, Tenant};
+
+#[derive(Debug)]
+pub struct RequestContext {
+    pub request_id: String,
+    pub resolved: ResolvedTenant,
+    scope: Option<Scope>,
+}
+
+#[derive(Debug)]
+struct Scope {
+    db: Arc<TenantDb>,
+    loaders: Loaders,
+}
+
+impl RequestContext {
+    pub fn new(request_id: String, resolved: ResolvedTenant, db: &Database) -> Self {
+        let scope = resolved.tenant.as_ref().map(|t| {
+            let db = Arc::new(db.scoped(t.id));
+            Scope { loaders: Loaders::new(db.clone()), db }
+        });
+        Self { request_id, resolved, scope }
+    }
+
+    /// The request's tenant, or `TENANT_REQUIRED` on the bare API host.
+    pub fn tenant(&self) -> ApiResult<&Tenant> {
+        self.resolved.tenant.as_ref().ok_or(ApiError::TenantRequired)
+    }
+
+    /// The tenant-scoped database handle.
+    pub fn db(&self) -> ApiResult<&Arc<TenantDb>> {
+        self.scope.as_ref().map(|s| &s.db).ok_or(ApiError::TenantRequired)
+    }
+
+    pub fn loaders(&self) -> ApiResult<&Loaders> {
+        self.scope.as_ref().map(|s| &s.loaders).ok_or(ApiError::TenantRequired)
+    }
+
+    /// Commits (or rolls back) the request's transaction, if it opened one.
+    pub async fn finish(&self, commit: bool) -> Result<(), sea_orm::DbErr> {
+        match &self.scope {
+            Some(scope) => scope.db.finish(commit).await,
+            None => Ok(()),
+        }
+    }
+}

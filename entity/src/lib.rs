@@ -1,0 +1,6 @@
+//! SeaORM entities of Aggios. Plain data: no GraphQL derives here, because the
+//! database schema is not the API schema (the API maps these in
+//! `api/src/graphql/types`).
+
+pub mod tenants;
+pub mod users;

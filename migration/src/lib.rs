@@ -1,0 +1,40 @@
+//! Database migrations for Aggios, for SQLite (the embedded default) and
+//! PostgreSQL. The table layout is written once with the schema builder; what
+//! only PostgreSQL has (the runtime role, grants, Row-Level Security) lives in
+//! its own migration that does nothing on SQLite.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261124_000001_create_tables;
+mod m20261124_000002_row_level_security;
+
+/// The tables that hold one tenant's rows. Each carries `tenant_id`, leads an
+/// index with it, and on PostgreSQL is guarded by a forced RLS policy.
+pub const TENANT_TABLES: &[&str] = &[
+    "users",
+    "refresh_tokens",
+    "api_keys",
+    "clients",
+    "projects",
+    "documents",
+    "document_versions",
+    "audit_events",
+];
+
+/// The PostgreSQL role the server runs as: no ownership, no BYPASSRLS.
+pub const RUNTIME_ROLE: &str = "aggios_app";
+
+/// The session setting that carries the tenant of the current transaction.
+pub const TENANT_SETTING: &str = "aggios.tenant_id";
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(m20261124_000001_create_tables::Migration),
+            Box::new(m20261124_000002_row_level_security::Migration),
+        ]
+    }
+}
