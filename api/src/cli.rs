@@ -127,12 +127,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
 }
 
 async fn migrate(action: MigrateAction, settings: &Settings) -> anyhow::Result<()> {
-    let url = settings.migration_url();
-    if url.starts_with("sqlite:") {
-        std::fs::create_dir_all(&settings.data_dir)
-            .with_context(|| format!("creating the data directory {}", settings.data_dir.display()))?;
-    }
-    let conn = sea_orm::Database::connect(&url).await.context("connecting (setting database.migration_url)")?;
+    let conn = store::connect_owner(settings).await?;
     match action {
         MigrateAction::Up { steps } => Migrator::up(&conn, steps).await?,
         MigrateAction::Down { steps } => Migrator::down(&conn, Some(steps)).await?,

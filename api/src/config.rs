@@ -76,6 +76,9 @@ pub struct RedisSettings {
     /// `redis://` or `rediss://`; unset means the in-process cache.
     #[serde(serialize_with = "expose_opt")]
     pub url: Option<SecretString>,
+    /// Prepended to every key (`{key_prefix}:...`), so several deployments
+    /// can share one Redis.
+    pub key_prefix: String,
     pub pool_size: u32,
     pub connect_timeout_secs: u64,
 }
@@ -144,7 +147,7 @@ impl Default for Settings {
                 acquire_timeout_secs: 5,
                 migrate_on_start: None,
             },
-            redis: RedisSettings { url: None, pool_size: 16, connect_timeout_secs: 3 },
+            redis: RedisSettings { url: None, key_prefix: "aggios".into(), pool_size: 16, connect_timeout_secs: 3 },
             storage: StorageSettings {
                 backend: StorageBackend::Local,
                 local_dir: None,
@@ -164,7 +167,7 @@ impl Default for Settings {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("{0}")]
-    Load(Box<figment::Error>),
+    Load(String),
     #[error("setting `{key}` (env AGGIOS_{env}): {problem}")]
     Invalid { key: &'static str, env: String, problem: String },
 }
@@ -190,7 +193,7 @@ impl Settings {
         let settings: Settings = figment
             .merge(Env::prefixed("AGGIOS_").ignore(&["CONFIG"]).map(|key| env_key(key.as_str()).into()))
             .extract()
-            .map_err(|e| ConfigError::Load(Box::new(e)))?;
+            .map_err(|e| ConfigError::Load(describe(e)))?;
         settings.validate()?;
         Ok(settings)
     }
@@ -220,6 +223,9 @@ impl Settings {
             if !matches!(parsed.scheme(), "redis" | "rediss") {
                 return Err(invalid("redis.url", "must start with redis:// or rediss://"));
             }
+        }
+        if self.redis.key_prefix.is_empty() || self.redis.key_prefix.contains(char::is_whitespace) {
+            return Err(invalid("redis.key_prefix", "must be non-empty, without spaces"));
         }
         if self.redis.pool_size == 0 {
             return Err(invalid("redis.pool_size", "must be at least 1"));
@@ -275,6 +281,23 @@ impl Settings {
     pub fn local_objects_dir(&self) -> PathBuf {
         self.storage.local_dir.clone().unwrap_or_else(|| self.data_dir.join("objects"))
     }
+}
+
+/// Each problem on a line of its own, naming the setting by its path and
+/// where the value came from.
+fn describe(err: figment::Error) -> String {
+    err.into_iter()
+        .map(|e| {
+            let path = e.path.join(".").to_ascii_lowercase();
+            let source = e.metadata.as_ref().map(|m| m.name.to_string()).unwrap_or_else(|| "defaults".into());
+            if path.is_empty() {
+                format!("{} (from {source})", e.kind)
+            } else {
+                format!("setting `{path}`: {} (from {source})", e.kind)
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// `DATABASE_URL` -> `database.url`, `DATA_DIR` -> `data_dir`.

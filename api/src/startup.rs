@@ -35,21 +35,19 @@ impl AppState {
     /// Connects everything the settings name. Runs migrations first when
     /// `database.migrate_on_start` says so (by default on SQLite only).
     pub async fn connect(settings: Settings) -> anyhow::Result<Self> {
-        let db = Database::connect(&settings).await?;
-        let migrate = settings.database.migrate_on_start.unwrap_or(matches!(db, Database::Sqlite { .. }));
+        // Migrations first: they create the runtime role the pool switches to.
+        let migrate = settings.database.migrate_on_start.unwrap_or(!settings.database_url().starts_with("postgres"));
         if migrate {
-            let owner = match &db {
-                Database::Sqlite { orm } => orm.clone(),
-                Database::Postgres { .. } => sea_orm::Database::connect(settings.migration_url())
-                    .await
-                    .context("connecting for migrations (setting database.migration_url)")?,
-            };
+            let owner = store::connect_owner(&settings).await?;
             store::migrate_up(&owner).await.context("running migrations")?;
+            owner.close().await.context("closing the migration connection")?;
         }
+        let db = Database::connect(&settings).await?;
         let cache: Arc<dyn Cache> = match &settings.redis.url {
             Some(url) => Arc::new(
                 RedisCache::new(
                     url.expose_secret(),
+                    &settings.redis.key_prefix,
                     settings.redis.pool_size,
                     Duration::from_secs(settings.redis.connect_timeout_secs),
                 )

@@ -27,12 +27,13 @@ pub trait Cache: Send + Sync + std::fmt::Debug {
     fn backend_name(&self) -> &'static str;
 }
 
-/// Keys are namespaced: `aggios:{kind}:{rest}`.
+/// A key outside any tenant: `p:{kind}:{rest}`. Backends add their own
+/// deployment prefix (`redis.key_prefix`).
 pub fn platform_key(kind: &str, rest: &str) -> String {
-    format!("aggios:{kind}:{rest}")
+    format!("p:{kind}:{rest}")
 }
 
-/// A key inside one tenant's namespace.
+/// A key inside one tenant's namespace: `t:{tenant}:{kind}:{rest}`.
 pub fn tenant_key(tenant: Uuid, kind: &str, rest: &str) -> String {
-    format!("aggios:t:{tenant}:{kind}:{rest}")
+    format!("t:{tenant}:{kind}:{rest}")
 }

@@ -10,18 +10,25 @@ use super::{Cache, CacheError};
 #[derive(Debug, Clone)]
 pub struct RedisCache {
     pool: bb8::Pool<RedisConnectionManager>,
+    /// Namespaces every key, so deployments (and test runs) can share one
+    /// Redis without reading each other's entries.
+    prefix: String,
 }
 
 impl RedisCache {
     /// Builds the pool without waiting for Redis: a server that is down at
     /// start-up makes `/readyz` red rather than stopping the API.
-    pub fn new(url: &str, size: u32, connect_timeout: Duration) -> anyhow::Result<Self> {
+    pub fn new(url: &str, prefix: &str, size: u32, connect_timeout: Duration) -> anyhow::Result<Self> {
         let manager = RedisConnectionManager::new(url)?;
         let pool = bb8::Pool::builder()
             .max_size(size)
             .connection_timeout(connect_timeout)
             .build_unchecked(manager);
-        Ok(Self { pool })
+        Ok(Self { pool, prefix: format!("{prefix}:") })
+    }
+
+    fn key(&self, key: &str) -> String {
+        format!("{}{key}", self.prefix)
     }
 
     async fn conn(&self) -> Result<bb8::PooledConnection<'_, RedisConnectionManager>, CacheError> {
@@ -36,16 +43,16 @@ fn unavailable(e: redis::RedisError) -> CacheError {
 #[async_trait::async_trait]
 impl Cache for RedisCache {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, CacheError> {
-        self.conn().await?.get(key).await.map_err(unavailable)
+        self.conn().await?.get(self.key(key)).await.map_err(unavailable)
     }
 
     async fn set(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), CacheError> {
         let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
-        self.conn().await?.pset_ex(key, value, ms).await.map_err(unavailable)
+        self.conn().await?.pset_ex(self.key(key), value, ms).await.map_err(unavailable)
     }
 
     async fn delete(&self, key: &str) -> Result<(), CacheError> {
-        self.conn().await?.del(key).await.map_err(unavailable)
+        self.conn().await?.del(self.key(key)).await.map_err(unavailable)
     }
 
     async fn ping(&self) -> Result<(), CacheError> {

@@ -16,6 +16,7 @@ use crate::tenancy::RequestContext;
 /// The per-request context. The HTTP layer always inserts it; a schema
 /// executed without it is a programming error, reported as INTERNAL.
 pub(crate) fn request<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a RequestContext> {
-    ctx.data::<RequestContext>()
+    ctx.data::<std::sync::Arc<RequestContext>>()
+        .map(|c| c.as_ref())
         .map_err(|_| crate::error::ApiError::internal(anyhow::anyhow!("request context missing")).into())
 }

@@ -12,7 +12,7 @@ pub use request_id::RequestId;
 
 use crate::startup::AppState;
 
-pub fn routes(state: AppState) -> impl Endpoint {
+pub fn routes(state: AppState) -> impl Endpoint<Output = poem::Response> {
     Route::new()
         .at("/graphql", get(graphql::graphql).post(graphql::graphql))
         .at("/playground", get(playground::index))

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use object_store::{
-    ObjectStore, ObjectStoreExt as _, aws::AmazonS3Builder, local::LocalFileSystem, path::Path,
+    ObjectStore, aws::AmazonS3Builder, local::LocalFileSystem, path::Path,
 };
 use secrecy::ExposeSecret;
 
@@ -55,12 +55,9 @@ impl Objects {
         }
     }
 
-    /// Reachable and authorised: a HEAD of a key that need not exist. "Not
-    /// found" proves the bucket answers; anything else is a failure.
+    /// Reachable, authorised, and the bucket exists: a listing of a prefix
+    /// that holds nothing (a missing bucket fails it, a missing key would not).
     pub async fn ping(&self) -> Result<(), object_store::Error> {
-        match self.store.head(&Path::from("_aggios/readyz")).await {
-            Ok(_) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-            Err(e) => Err(e),
-        }
+        self.store.list_with_delimiter(Some(&Path::from("_aggios"))).await.map(|_| ())
     }
 }

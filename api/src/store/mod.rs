@@ -48,9 +48,10 @@ impl Database {
         let max = settings.database.max_connections;
         let acquire = Duration::from_secs(settings.database.acquire_timeout_secs);
         if url.starts_with("sqlite:") {
-            if let Some(parent) = settings.data_dir.to_str().filter(|_| settings.database.url.is_none()) {
-                std::fs::create_dir_all(parent)
-                    .with_context(|| format!("creating the data directory `{parent}` (setting data_dir)"))?;
+            if settings.database.url.is_none() {
+                std::fs::create_dir_all(&settings.data_dir).with_context(|| {
+                    format!("creating the data directory {} (setting data_dir)", settings.data_dir.display())
+                })?;
             }
             let options = SqliteConnectOptions::from_str(&url)
                 .context("parsing database.url")?
@@ -67,6 +68,7 @@ impl Database {
             return Ok(Self::Sqlite { orm: SqlxSqliteConnector::from_sqlx_sqlite_pool(pool) });
         }
         let role = settings.database.runtime_role.clone();
+        check_runtime_role(&url, &role).await?;
         let pool = PgPoolOptions::new()
             .max_connections(max)
             .acquire_timeout(acquire)
@@ -114,6 +116,36 @@ impl Database {
     pub async fn close(&self) {
         let _ = self.platform().close_by_ref().await;
     }
+}
+
+/// One plain connection up front, so a missing role or a refused login is
+/// reported as such (the pool would only say it timed out).
+async fn check_runtime_role(url: &str, role: &str) -> anyhow::Result<()> {
+    use sea_orm::sqlx::Connection as _;
+    let mut conn = sqlx::PgConnection::connect(url)
+        .await
+        .context("connecting to PostgreSQL (setting database.url)")?;
+    if !role.is_empty() {
+        conn.execute(sqlx::raw_sql(AssertSqlSafe(format!("SET ROLE {role}"))))
+            .await
+            .with_context(|| {
+                format!("switching to the runtime role `{role}` (setting database.runtime_role); run `aggios migrate up` first, and make the connecting user a member of it")
+            })?;
+    }
+    let _ = conn.close().await;
+    Ok(())
+}
+
+/// The schema owner's connection, for migrations (`database.migration_url`).
+pub async fn connect_owner(settings: &Settings) -> anyhow::Result<DatabaseConnection> {
+    let url = settings.migration_url();
+    if url.starts_with("sqlite:") && settings.database.url.is_none() && settings.database.migration_url.is_none() {
+        std::fs::create_dir_all(&settings.data_dir)
+            .with_context(|| format!("creating the data directory {} (setting data_dir)", settings.data_dir.display()))?;
+    }
+    sea_orm::Database::connect(&url)
+        .await
+        .context("connecting as the schema owner (setting database.migration_url)")
 }
 
 /// Applies pending migrations through `conn` (the schema owner's).

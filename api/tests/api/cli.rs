@@ -1,0 +1,103 @@
+//! The binary: configuration errors stop start-up naming the setting, and
+//! SIGTERM stops the server cleanly.
+
+use std::{process::Stdio, time::Duration};
+
+use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _, BufReader};
+
+fn aggios() -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_aggios"));
+    for (key, _) in std::env::vars() {
+        if key.starts_with("AGGIOS_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.kill_on_drop(true);
+    cmd
+}
+
+async fn fails_naming(env: (&str, &str), expected: &[&str]) {
+    let dir = tempfile::tempdir().unwrap();
+    let out = aggios()
+        .current_dir(dir.path())
+        .env(env.0, env.1)
+        .arg("serve")
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{env:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for e in expected {
+        assert!(stderr.contains(e), "{env:?}: `{e}` missing from: {stderr}");
+    }
+}
+
+#[tokio::test]
+async fn bad_settings_stop_start_up_naming_the_setting() {
+    fails_naming(("AGGIOS_DATABASE_URL", "mysql://x"), &["database.url", "AGGIOS_DATABASE_URL", "postgres://"]).await;
+    fails_naming(("AGGIOS_SERVER_PORT", "eighty"), &["port"]).await;
+    fails_naming(("AGGIOS_SERVER_PROT", "80"), &["prot"]).await;
+    fails_naming(("AGGIOS_STORAGE_BACKEND", "s3"), &["storage.s3_bucket"]).await;
+    fails_naming(("AGGIOS_REDIS_URL", "http://x"), &["redis.url"]).await;
+    fails_naming(("AGGIOS_CONFIG", "/nonexistent/aggios.toml"), &["does not exist"]).await;
+}
+
+#[tokio::test]
+async fn a_config_file_is_read_and_the_environment_overrides_it() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("aggios.toml"), "[server]\nport = 1\nbase_domain = \"BAD DOMAIN\"\n").unwrap();
+    let out = aggios().current_dir(dir.path()).arg("serve").output().await.unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("server.base_domain"));
+}
+
+#[tokio::test]
+async fn export_schema_prints_the_sdl() {
+    let out = aggios().args(["export-schema", "--output", "-"]).output().await.unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("tenant: Tenant!"));
+}
+
+#[tokio::test]
+async fn serve_on_the_embedded_default_answers_and_stops_cleanly_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = aggios()
+        .current_dir(dir.path())
+        .env("AGGIOS_SERVER_PORT", "0")
+        .arg("serve")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let addr = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if let Some(url) = line.strip_prefix("Aggios is listening on http://") {
+                return url.to_owned();
+            }
+        }
+        panic!("the server never said where it listens");
+    })
+    .await
+    .unwrap();
+    assert!(lines.next_line().await.unwrap().unwrap().contains("/graphql"));
+    assert!(lines.next_line().await.unwrap().unwrap().contains("/playground"));
+
+    let body = r#"{"query":"{ __typename }"}"#;
+    let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    stream
+        .write_all(format!("POST /graphql HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).as_bytes())
+        .await
+        .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.contains(r#"{"data":{"__typename":"Query"}}"#), "{response}");
+    assert!(dir.path().join("data/aggios.db").exists(), "the SQLite file lives in the data dir");
+
+    let pid = child.id().unwrap().to_string();
+    let killed = tokio::process::Command::new("kill").args(["-TERM", &pid]).status().await.unwrap();
+    assert!(killed.success());
+    let status = tokio::time::timeout(Duration::from_secs(15), child.wait()).await.unwrap().unwrap();
+    assert!(status.success(), "exit after SIGTERM: {status:?}");
+}

