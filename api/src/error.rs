@@ -134,3 +134,30 @@ impl From<sea_orm::DbErr> for ApiError {
         Self::Internal(err.into())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn code_of(err: &async_graphql::Error) -> Option<String> {
+        err.extensions.as_ref().and_then(|e| e.get("code")).map(|v| v.to_string())
+    }
+
+    #[test]
+    fn internal_errors_show_only_an_error_id() {
+        let err: async_graphql::Error =
+            ApiError::internal(anyhow::anyhow!("relation \"users\" does not exist at 10.0.0.5")).into();
+        assert!(!err.message.contains("users") && !err.message.contains("10.0.0.5"), "{}", err.message);
+        assert_eq!(code_of(&err).as_deref(), Some("\"INTERNAL\""));
+        let id = err.extensions.as_ref().and_then(|e| e.get("errorId")).map(|v| v.to_string()).unwrap_or_default();
+        assert!(err.message.contains(id.trim_matches('"')), "{}", err.message);
+    }
+
+    #[test]
+    fn user_errors_keep_their_code_and_name_the_field() {
+        let err: async_graphql::Error =
+            ApiError::BadUserInput { field: "subdomain", message: "too short".into() }.into();
+        assert_eq!(code_of(&err).as_deref(), Some("\"BAD_USER_INPUT\""));
+        assert!(err.message.contains("subdomain") && err.message.contains("too short"));
+    }
+}

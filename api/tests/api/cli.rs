@@ -59,7 +59,7 @@ async fn export_schema_prints_the_sdl() {
 }
 
 #[tokio::test]
-async fn serve_on_the_embedded_default_answers_and_stops_cleanly_on_sigterm() {
+async fn serve_on_the_embedded_default_answers_and_sigterm_lets_in_flight_requests_finish() {
     let dir = tempfile::tempdir().unwrap();
     let mut child = aggios()
         .current_dir(dir.path())
@@ -84,20 +84,58 @@ async fn serve_on_the_embedded_default_answers_and_stops_cleanly_on_sigterm() {
     assert!(lines.next_line().await.unwrap().unwrap().contains("/playground"));
 
     let body = r#"{"query":"{ __typename }"}"#;
+    let (first, rest) = body.split_at(10);
     let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
     stream
-        .write_all(format!("POST /graphql HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).as_bytes())
+        .write_all(format!("POST /graphql HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{first}", body.len()).as_bytes())
         .await
         .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.unwrap();
-    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
-    assert!(response.contains(r#"{"data":{"__typename":"Query"}}"#), "{response}");
-    assert!(dir.path().join("data/aggios.db").exists(), "the SQLite file lives in the data dir");
+    tokio::time::sleep(Duration::from_millis(300)).await;
 
+    // SIGTERM while that request is still in flight (half its body sent).
     let pid = child.id().unwrap().to_string();
     let killed = tokio::process::Command::new("kill").args(["-TERM", &pid]).status().await.unwrap();
     assert!(killed.success());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(tokio::net::TcpStream::connect(&addr).await.is_err(), "new connections are refused after SIGTERM");
+
+    stream.write_all(rest.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "the in-flight request was cut: {response}");
+    assert!(response.contains(r#"{"data":{"__typename":"Query"}}"#), "{response}");
+    assert!(dir.path().join("data/aggios.db").exists(), "the SQLite file lives in the data dir");
+
     let status = tokio::time::timeout(Duration::from_secs(15), child.wait()).await.unwrap().unwrap();
     assert!(status.success(), "exit after SIGTERM: {status:?}");
+}
+
+#[test]
+fn the_example_settings_file_parses_and_matches_the_defaults() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../aggios.example.toml");
+    let from_file = aggios::config::Settings::load(Some(&path)).unwrap();
+    let defaults = aggios::config::Settings::default();
+    assert_eq!(serde_json::to_value(&from_file).unwrap(), serde_json::to_value(&defaults).unwrap());
+}
+
+#[tokio::test]
+async fn migrate_up_status_and_down_work_on_the_embedded_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &'static [&'static str]| {
+        let mut cmd = aggios();
+        cmd.current_dir(dir.path()).args(args);
+        async move {
+            let out = cmd.output().await.unwrap();
+            assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        }
+    };
+    let before = run(&["migrate", "status"]).await;
+    assert!(before.lines().all(|l| l.starts_with("Pending")) && before.lines().count() == 2, "{before}");
+    run(&["migrate", "up"]).await;
+    let after = run(&["migrate", "status"]).await;
+    assert!(after.lines().all(|l| l.starts_with("Applied")), "{after}");
+    run(&["migrate", "down", "--steps", "2"]).await;
+    let down = run(&["migrate", "status"]).await;
+    assert!(down.lines().all(|l| l.starts_with("Pending")), "{down}");
 }

@@ -8,6 +8,7 @@ mod cli;
 mod graphql_http;
 mod health;
 mod helpers;
+mod logging;
 mod migrations;
 mod playground;
 mod request_id;

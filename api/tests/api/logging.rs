@@ -1,0 +1,73 @@
+//! Internal errors reach the client as an opaque message with an error id;
+//! the cause goes to the log, on a JSON line that carries the request id.
+
+use std::{
+    io::Write,
+    sync::{Arc, Mutex, OnceLock},
+};
+
+use aggios::config::LogFormat;
+
+use crate::helpers::*;
+
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The process-wide subscriber of this test binary, writing JSON lines here.
+fn logs() -> &'static Captured {
+    static LOGS: OnceLock<Captured> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        let captured = Captured::default();
+        let sink = captured.clone();
+        aggios::telemetry::init(LogFormat::Json, "info", move || sink.clone()).unwrap();
+        captured
+    })
+}
+
+fn lines_with(needle: &str) -> Vec<serde_json::Value> {
+    let bytes = logs().0.lock().unwrap().clone();
+    String::from_utf8_lossy(&bytes)
+        .lines()
+        .filter(|l| l.contains(needle))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON line ({e}): {l}")))
+        .collect()
+}
+
+#[tokio::test]
+async fn an_internal_error_is_opaque_to_the_client_and_logged_with_the_request_id() {
+    logs();
+    let app = TestApp::new(Backend::Sqlite).await;
+    app.create_tenant("acme").await;
+    // The database goes away under the running app.
+    app.state.db.close().await;
+
+    let request_id = format!("log-test-{}", uuid::Uuid::now_v7());
+    let a = app.gql_with("acme.aggios.test", &[("x-request-id", &request_id)], "{ tenant { id } }").await;
+    assert_eq!(a.status, 500);
+    assert_eq!(a.code(), Some("INTERNAL"));
+    let message = a.body["errors"][0]["message"].as_str().unwrap().to_lowercase();
+    let error_id = a.body["errors"][0]["extensions"]["errorId"].as_str().unwrap().to_owned();
+    assert!(message.contains(&error_id), "{message}");
+    for leak in ["pool", "closed", "sqlite", "sqlx", "select"] {
+        assert!(!message.contains(leak), "the client sees internals: {message}");
+    }
+
+    let lines = lines_with(&request_id);
+    assert!(lines.len() >= 2, "expected the error and the access line: {lines:?}");
+    for line in &lines {
+        assert_eq!(line["span"]["request_id"], request_id.as_str(), "{line}");
+    }
+    let error_line = lines.iter().find(|l| l["error_id"] == error_id.as_str()).expect("the cause is logged with the error id");
+    assert!(error_line["error"].as_str().is_some_and(|e| e.to_lowercase().contains("pool")), "{error_line}");
+    assert!(lines.iter().any(|l| l["message"] == "served" && l["status"] == 500));
+}
