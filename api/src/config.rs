@@ -199,7 +199,7 @@ impl Settings {
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if !is_hostname(&self.server.base_domain) {
+        if !crate::tenancy::is_hostname(&self.server.base_domain) {
             return Err(invalid("server.base_domain", "must be a host name such as `aggios.app`"));
         }
         if let Some(url) = &self.database.url {
@@ -317,18 +317,6 @@ fn check_db_url(key: &'static str, url: &str) -> Result<(), ConfigError> {
     } else {
         Err(invalid(key, "must start with postgres://, postgresql:// or sqlite:"))
     }
-}
-
-fn is_hostname(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 253
-        && s.split('.').all(|label| {
-            !label.is_empty()
-                && label.len() <= 63
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-                && label.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-        })
 }
 
 #[cfg(test)]

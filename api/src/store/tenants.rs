@@ -52,16 +52,7 @@ fn validate_name(name: &str) -> ApiResult<()> {
 }
 
 fn validate_custom_domain(domain: &str) -> ApiResult<()> {
-    let ok = domain.len() <= 253
-        && domain.contains('.')
-        && domain.split('.').all(|l| {
-            !l.is_empty()
-                && l.len() <= 63
-                && !l.starts_with('-')
-                && !l.ends_with('-')
-                && l.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-        });
-    if ok {
+    if domain.contains('.') && crate::tenancy::is_hostname(domain) {
         Ok(())
     } else {
         Err(ApiError::BadUserInput { field: "customDomain", message: "must be a lower-case host name such as `portal.acme.com`".into() })

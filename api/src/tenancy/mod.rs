@@ -8,7 +8,7 @@ mod host;
 mod resolve;
 
 pub use context::RequestContext;
-pub use host::{HostKind, classify_host};
+pub use host::{HostKind, classify_host, is_hostname};
 pub use resolve::{ResolvedTenant, TenantResolver};
 
 use serde::{Deserialize, Serialize};
