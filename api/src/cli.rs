@@ -8,10 +8,11 @@ use clap::{Parser, Subcommand};
 use migration::{Migrator, MigratorTrait};
 
 use crate::{
+    auth::{keyring::Keyring, password::check_policy},
     config::Settings,
     graphql::{SchemaOptions, build_schema},
     startup::{AppState, Application, shutdown_signal},
-    store::{self, tenants::NewTenant},
+    store::{self, tenants::NewTenant, users::normalize_email},
 };
 
 #[derive(Debug, Parser)]
@@ -42,6 +43,37 @@ pub enum Command {
     Tenant {
         #[command(subcommand)]
         action: TenantAction,
+    },
+    /// Manage the keys that sign access tokens (auth.keyring_file).
+    Keys {
+        #[command(subcommand)]
+        action: KeysAction,
+    },
+    /// Manage platform administrators.
+    PlatformAdmin {
+        #[command(subcommand)]
+        action: PlatformAdminAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysAction {
+    /// Create the keyring with one signing key (refuses to overwrite).
+    Generate,
+    /// Add a new signing key; older keys keep verifying until dropped.
+    Rotate {
+        /// How many keys to keep in all (the newest), at least 2.
+        #[arg(long, default_value_t = 3)]
+        keep: usize,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PlatformAdminAction {
+    /// Create a platform administrator; the password is read from stdin.
+    Create {
+        #[arg(long)]
+        email: String,
     },
 }
 
@@ -86,10 +118,13 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Serve => serve(settings).await,
         Command::Migrate { action } => migrate(action, &settings).await,
         Command::ExportSchema { output } => export_schema(&output, settings.is_production()),
+        Command::Keys { action } => keys(action, &settings).await,
+        Command::PlatformAdmin { action: PlatformAdminAction::Create { email } } => create_platform_admin(email, settings).await,
         Command::Tenant { action: TenantAction::Create { name, subdomain, custom_domain } } => {
             let state = AppState::connect(settings).await?;
             let tenant = store::tenants::create(
                 state.db.platform(),
+                uuid::Uuid::now_v7(),
                 NewTenant { name, subdomain, custom_domain },
             )
             .await
@@ -101,6 +136,31 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+async fn keys(action: KeysAction, settings: &Settings) -> anyhow::Result<()> {
+    let path = settings.keyring_file();
+    let id = match action {
+        KeysAction::Generate => Keyring::generate(&path)?,
+        KeysAction::Rotate { keep } => Keyring::rotate(&path, keep)?,
+    };
+    println!("{} now signs with key {id}", path.display());
+    Ok(())
+}
+
+async fn create_platform_admin(email: String, settings: Settings) -> anyhow::Result<()> {
+    let mut password = String::new();
+    std::io::stdin().read_line(&mut password).context("reading the password from stdin")?;
+    let password = password.trim_end_matches(['\r', '\n']);
+    let email = normalize_email(&email).map_err(|e| anyhow::anyhow!("{}", describe(e)))?;
+    check_policy(password, &[&email]).map_err(|e| anyhow::anyhow!("{}", describe(e)))?;
+    let state = AppState::connect(settings).await?;
+    let hash = state.auth.passwords.hash(password).await.map_err(|e| anyhow::anyhow!("{}", describe(e)))?;
+    let admin = store::platform::create_admin(state.db.platform(), email, hash)
+        .await
+        .map_err(|e| anyhow::anyhow!("could not create the administrator: {}", describe(e)))?;
+    println!("{}", serde_json::json!({ "id": admin.id, "email": admin.email }));
+    Ok(())
 }
 
 fn describe(err: crate::error::ApiError) -> String {

@@ -13,7 +13,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
 /// Top-level sections; `AGGIOS_<SECTION>_<KEY>` maps to `<section>.<key>`.
-const SECTIONS: &[&str] = &["server", "database", "redis", "storage", "log"];
+const SECTIONS: &[&str] = &["server", "database", "redis", "storage", "log", "auth"];
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -25,6 +25,7 @@ pub struct Settings {
     pub redis: RedisSettings,
     pub storage: StorageSettings,
     pub log: LogSettings,
+    pub auth: AuthSettings,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -107,6 +108,38 @@ pub struct StorageSettings {
     pub s3_path_style: bool,
 }
 
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthSettings {
+    /// `iss` of every access token.
+    pub issuer: String,
+    pub access_token_ttl_secs: u64,
+    /// A refresh token unused this long expires.
+    pub refresh_idle_ttl_secs: u64,
+    /// A session ends this long after sign-in, however it is used.
+    pub refresh_absolute_ttl_secs: u64,
+    /// The signing keys (JSON, PASERK). Unset: `{data_dir}/keys/keyring.json`,
+    /// generated on first start in development.
+    pub keyring_file: Option<PathBuf>,
+    /// argon2id memory in KiB, iterations and lanes: at least OWASP's
+    /// m=19456, t=2, p=1.
+    pub argon2_memory_kib: u32,
+    pub argon2_iterations: u32,
+    pub argon2_parallelism: u32,
+    /// Password hashes computed at once (each takes a core for tens of ms).
+    /// Unset: one less than the cores, at least one.
+    pub hash_concurrency: Option<usize>,
+    /// Failed logins from one address for one account, within
+    /// `login_window_secs`, before that pair must wait (doubling each time).
+    pub login_failures_per_account_and_address: u32,
+    /// Failed logins from one address, for any accounts, before it must wait.
+    pub login_failures_per_address: u32,
+    /// Failed logins for one account from anywhere before each further
+    /// attempt is slowed by a second (never locked).
+    pub login_failures_per_account: u32,
+    pub login_window_secs: u64,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
@@ -159,6 +192,21 @@ impl Default for Settings {
                 s3_path_style: true,
             },
             log: LogSettings { format: None, level: "info".into() },
+            auth: AuthSettings {
+                issuer: "aggios".into(),
+                access_token_ttl_secs: 15 * 60,
+                refresh_idle_ttl_secs: 7 * 24 * 3600,
+                refresh_absolute_ttl_secs: 30 * 24 * 3600,
+                keyring_file: None,
+                argon2_memory_kib: 19_456,
+                argon2_iterations: 2,
+                argon2_parallelism: 1,
+                hash_concurrency: None,
+                login_failures_per_account_and_address: 5,
+                login_failures_per_address: 50,
+                login_failures_per_account: 20,
+                login_window_secs: 15 * 60,
+            },
         }
     }
 }
@@ -245,6 +293,28 @@ impl Settings {
                 ));
             }
         }
+        let a = &self.auth;
+        if a.argon2_memory_kib < 19_456 {
+            return Err(invalid("auth.argon2_memory_kib", "must be at least 19456 (OWASP minimum for argon2id)"));
+        }
+        if a.argon2_iterations < 2 {
+            return Err(invalid("auth.argon2_iterations", "must be at least 2 (OWASP minimum for argon2id)"));
+        }
+        if a.argon2_parallelism < 1 {
+            return Err(invalid("auth.argon2_parallelism", "must be at least 1"));
+        }
+        if a.access_token_ttl_secs < 30 || a.access_token_ttl_secs > 24 * 3600 {
+            return Err(invalid("auth.access_token_ttl_secs", "must be between 30 seconds and a day"));
+        }
+        if a.refresh_idle_ttl_secs == 0 || a.refresh_idle_ttl_secs > a.refresh_absolute_ttl_secs {
+            return Err(invalid("auth.refresh_idle_ttl_secs", "must be positive and at most auth.refresh_absolute_ttl_secs"));
+        }
+        if a.hash_concurrency == Some(0) {
+            return Err(invalid("auth.hash_concurrency", "must be at least 1"));
+        }
+        if a.issuer.is_empty() {
+            return Err(invalid("auth.issuer", "must not be empty"));
+        }
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             return Err(invalid("log.level", "not a valid filter such as `info` or `info,aggios=debug`"));
         }
@@ -276,6 +346,16 @@ impl Settings {
             Some(url) => url.expose_secret().to_owned(),
             None => self.database_url(),
         }
+    }
+
+    pub fn keyring_file(&self) -> PathBuf {
+        self.auth.keyring_file.clone().unwrap_or_else(|| self.data_dir.join("keys").join("keyring.json"))
+    }
+
+    pub fn hash_concurrency(&self) -> usize {
+        self.auth.hash_concurrency.unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1).max(1))
+        })
     }
 
     pub fn local_objects_dir(&self) -> PathBuf {

@@ -24,6 +24,11 @@ pub enum ApiError {
     /// host without `X-Tenant`.
     TenantRequired,
     MethodNotAllowed(&'static str),
+    /// Too many attempts; try again after `retry_after` seconds.
+    RateLimited { retry_after: u64, why: &'static str },
+    /// The email and password do not match an active account (the same
+    /// answer for an unknown email, a wrong password, an inactive account).
+    InvalidCredentials,
     /// A dependency (database, Redis, storage) cannot be reached.
     Unavailable(&'static str),
     Internal(anyhow::Error),
@@ -47,6 +52,8 @@ impl ApiError {
             Self::TenantInactive => "TENANT_INACTIVE",
             Self::TenantRequired => "TENANT_REQUIRED",
             Self::MethodNotAllowed(_) => "METHOD_NOT_ALLOWED",
+            Self::RateLimited { .. } => "RATE_LIMITED",
+            Self::InvalidCredentials => "INVALID_CREDENTIALS",
             Self::Unavailable(_) => "SERVICE_UNAVAILABLE",
             Self::Internal(_) => "INTERNAL",
         }
@@ -56,7 +63,8 @@ impl ApiError {
     /// execution (GraphQL field errors are answered with 200).
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::Unauthenticated => StatusCode::UNAUTHORIZED,
+            Self::Unauthenticated | Self::InvalidCredentials => StatusCode::UNAUTHORIZED,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Forbidden(_) | Self::TenantInactive => StatusCode::FORBIDDEN,
             Self::NotFound(_) | Self::TenantNotFound => StatusCode::NOT_FOUND,
             Self::BadUserInput { .. } | Self::TenantRequired => StatusCode::BAD_REQUEST,
@@ -80,6 +88,8 @@ impl ApiError {
             Self::TenantInactive => "this agency is deactivated; contact the platform administrator".into(),
             Self::TenantRequired => "this operation needs a tenant: use the agency's own host or send an X-Tenant header".into(),
             Self::MethodNotAllowed(why) => (*why).into(),
+            Self::RateLimited { retry_after, why } => format!("{why}; try again in {retry_after} seconds"),
+            Self::InvalidCredentials => "the email or password is wrong, or the account is not active".into(),
             Self::Unavailable(what) => format!("{what} is unavailable right now; try again shortly"),
             Self::Internal(cause) => {
                 let id = Uuid::now_v7();
@@ -117,6 +127,10 @@ impl From<ApiError> for async_graphql::Error {
             ApiError::BadUserInput { field, .. } => Some(*field),
             _ => None,
         };
+        let retry_after = match &err {
+            ApiError::RateLimited { retry_after, .. } => Some(*retry_after),
+            _ => None,
+        };
         async_graphql::Error::new(message).extend_with(|_, ext| {
             ext.set("code", code);
             if let Some(id) = error_id {
@@ -124,6 +138,9 @@ impl From<ApiError> for async_graphql::Error {
             }
             if let Some(field) = field {
                 ext.set("field", field);
+            }
+            if let Some(secs) = retry_after {
+                ext.set("retryAfter", secs);
             }
         })
     }

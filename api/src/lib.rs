@@ -1,6 +1,7 @@
 //! Aggios: a multi-tenant GraphQL API platform for agencies. The binary in
 //! `main.rs` is a thin shell over this library, which tests and tools share.
 
+pub mod auth;
 pub mod cache;
 pub mod cli;
 pub mod config;

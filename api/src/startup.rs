@@ -11,6 +11,7 @@ use poem::{
 use secrecy::ExposeSecret;
 
 use crate::{
+    auth::Auth,
     cache::{Cache, MemoryCache, RedisCache},
     config::Settings,
     graphql::{AppSchema, SchemaOptions, build_schema},
@@ -28,6 +29,7 @@ pub struct AppState {
     pub cache: Arc<dyn Cache>,
     pub objects: Objects,
     pub tenants: TenantResolver,
+    pub auth: Auth,
     pub schema: AppSchema,
 }
 
@@ -62,8 +64,9 @@ impl AppState {
             settings.server.base_domain.clone(),
             Duration::from_secs(settings.server.tenant_cache_ttl_secs),
         );
+        let auth = Auth::new(&settings, cache.clone())?;
         let schema = build_schema(SchemaOptions { production: settings.is_production() });
-        Ok(Self { settings: Arc::new(settings), db, cache, objects, tenants, schema })
+        Ok(Self { settings: Arc::new(settings), db, cache, objects, tenants, auth, schema })
     }
 }
 

@@ -2,5 +2,8 @@
 //! database schema is not the API schema (the API maps these in
 //! `api/src/graphql/types`).
 
+pub mod api_keys;
+pub mod platform_admins;
+pub mod refresh_tokens;
 pub mod tenants;
 pub mod users;

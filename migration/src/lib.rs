@@ -7,6 +7,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261124_000001_create_tables;
 mod m20261124_000002_row_level_security;
+mod m20261124_000003_login_lookup;
 
 /// The tables that hold one tenant's rows. Each carries `tenant_id`, leads an
 /// index with it, and on PostgreSQL is guarded by a forced RLS policy.
@@ -27,6 +28,10 @@ pub const RUNTIME_ROLE: &str = "aggios_app";
 /// The session setting that carries the tenant of the current transaction.
 pub const TENANT_SETTING: &str = "aggios.tenant_id";
 
+/// The session setting that lets the login path read the accounts of one
+/// email across tenants (see `m20261124_000003_login_lookup`).
+pub const LOGIN_EMAIL_SETTING: &str = "aggios.login_email";
+
 pub struct Migrator;
 
 #[async_trait::async_trait]
@@ -35,6 +40,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261124_000001_create_tables::Migration),
             Box::new(m20261124_000002_row_level_security::Migration),
+            Box::new(m20261124_000003_login_lookup::Migration),
         ]
     }
 }

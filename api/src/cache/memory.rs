@@ -57,6 +57,29 @@ impl Cache for MemoryCache {
         Ok(())
     }
 
+    async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, CacheError> {
+        let entries = self.lock();
+        let now = Instant::now();
+        Ok(keys
+            .iter()
+            .map(|k| entries.get(k).filter(|(_, exp)| *exp > now).map(|(v, _)| v.clone()))
+            .collect())
+    }
+
+    async fn incr(&self, key: &str, window: Duration) -> Result<u64, CacheError> {
+        let mut entries = self.lock();
+        let now = Instant::now();
+        let (count, expires) = match entries.get(key) {
+            Some((v, exp)) if *exp > now => {
+                let n = std::str::from_utf8(v).ok().and_then(|s| s.parse::<u64>().ok()).unwrap_or(0);
+                (n + 1, *exp)
+            }
+            _ => (1, now + window),
+        };
+        entries.insert(key.to_owned(), (count.to_string().into_bytes(), expires));
+        Ok(count)
+    }
+
     async fn ping(&self) -> Result<(), CacheError> {
         Ok(())
     }

@@ -22,6 +22,11 @@ pub trait Cache: Send + Sync + std::fmt::Debug {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, CacheError>;
     async fn set(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), CacheError>;
     async fn delete(&self, key: &str) -> Result<(), CacheError>;
+    /// Several keys in one round trip, in order.
+    async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, CacheError>;
+    /// Adds one to a counter and returns the new count. The first increment
+    /// starts the window: the counter disappears `window` later.
+    async fn incr(&self, key: &str, window: Duration) -> Result<u64, CacheError>;
     /// Succeeds when the backend answers.
     async fn ping(&self) -> Result<(), CacheError>;
     fn backend_name(&self) -> &'static str;

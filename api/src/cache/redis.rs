@@ -55,6 +55,31 @@ impl Cache for RedisCache {
         self.conn().await?.del(self.key(key)).await.map_err(unavailable)
     }
 
+    async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, CacheError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys: Vec<String> = keys.iter().map(|k| self.key(k)).collect();
+        redis::cmd("MGET").arg(&keys).query_async(&mut *self.conn().await?).await.map_err(unavailable)
+    }
+
+    async fn incr(&self, key: &str, window: Duration) -> Result<u64, CacheError> {
+        let key = self.key(key);
+        let ms = u64::try_from(window.as_millis()).unwrap_or(u64::MAX).max(1);
+        // One round trip; NX keeps the window fixed from the first failure.
+        let (count, _): (u64, i64) = redis::pipe()
+            .atomic()
+            .incr(&key, 1u64)
+            .cmd("PEXPIRE")
+            .arg(&key)
+            .arg(ms)
+            .arg("NX")
+            .query_async(&mut *self.conn().await?)
+            .await
+            .map_err(unavailable)?;
+        Ok(count)
+    }
+
     async fn ping(&self) -> Result<(), CacheError> {
         let pong: String = redis::cmd("PING").query_async(&mut *self.conn().await?).await.map_err(unavailable)?;
         if pong == "PONG" { Ok(()) } else { Err(CacheError::Unavailable(format!("unexpected PING reply {pong}"))) }

@@ -1,10 +1,10 @@
 //! Building the schema: the merged roots, limits, and what production hides.
 
-use async_graphql::{EmptyMutation, EmptySubscription, Schema};
+use async_graphql::{EmptySubscription, Schema};
 
-use super::query::Query;
+use super::{mutation::Mutation, query::Query};
 
-pub type AppSchema = Schema<Query, EmptyMutation, EmptySubscription>;
+pub type AppSchema = Schema<Query, Mutation, EmptySubscription>;
 
 #[derive(Debug, Clone, Copy)]
 pub struct SchemaOptions {
@@ -13,7 +13,7 @@ pub struct SchemaOptions {
 }
 
 pub fn build_schema(options: SchemaOptions) -> AppSchema {
-    let mut builder = Schema::build(Query::default(), EmptyMutation, EmptySubscription)
+    let mut builder = Schema::build(Query::default(), Mutation::default(), EmptySubscription)
         .limit_depth(12)
         .limit_complexity(1_000)
         .limit_recursive_depth(32)

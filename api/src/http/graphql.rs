@@ -13,7 +13,13 @@ use poem::{
 };
 
 use super::RequestId;
-use crate::{error::ApiError, startup::AppState, tenancy::RequestContext};
+use crate::{
+    auth::authenticate::{Credentials, authenticate},
+    error::ApiError,
+    startup::AppState,
+    store::sessions::ClientInfo,
+    tenancy::RequestContext,
+};
 
 pub fn error_response(err: ApiError) -> Response {
     let status = err.status();
@@ -36,8 +42,23 @@ pub async fn graphql(req: &Request, Data(state): Data<&AppState>, gql: GraphQLRe
         ));
     }
 
-    let ctx = Arc::new(RequestContext::new(request_id, resolved, &state.db));
-    let mut response = state.schema.execute(gql.0.data(ctx.clone())).await;
+    let client = ClientInfo {
+        ip: req.remote_addr().as_socket_addr().map(|a| a.ip().to_string()),
+        user_agent: req.header("user-agent").map(str::to_owned),
+    };
+    let mut ctx = RequestContext::new(request_id, resolved, client, &state.db);
+    let creds = Credentials { authorization: req.header("authorization"), api_key: req.header("x-api-key") };
+    match authenticate(&state.auth, &ctx.resolved, ctx.db().ok().map(|d| d.as_ref()), creds).await {
+        Ok(principal) => ctx.principal = principal,
+        Err(e) => {
+            if let Err(db_err) = ctx.finish(false).await {
+                tracing::warn!(error = ?db_err, "rolling back after a refused credential");
+            }
+            return error_response(e);
+        }
+    }
+    let ctx = Arc::new(ctx);
+    let mut response = state.schema.execute(gql.0.data(ctx.clone()).data(state.clone())).await;
     let commit = response.errors.is_empty();
     if let Err(e) = ctx.finish(commit).await {
         let err: async_graphql::Error = ApiError::internal(e).into();

@@ -4,7 +4,11 @@
 //! Tenant data is only ever reached through [`TenantDb`], the per-request
 //! handle that scopes every statement to one tenant.
 
+pub mod api_keys;
+pub mod logins;
+pub mod platform;
 pub mod scoped;
+pub mod sessions;
 pub mod tenants;
 pub mod users;
 

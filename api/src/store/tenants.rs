@@ -43,7 +43,7 @@ pub fn validate_subdomain(subdomain: &str) -> ApiResult<()> {
     Ok(())
 }
 
-fn validate_name(name: &str) -> ApiResult<()> {
+pub fn validate_name(name: &str) -> ApiResult<()> {
     let len = name.trim().chars().count();
     if len == 0 || len > 200 {
         return Err(ApiError::BadUserInput { field: "name", message: "must be 1 to 200 characters".into() });
@@ -59,8 +59,10 @@ fn validate_custom_domain(domain: &str) -> ApiResult<()> {
     }
 }
 
+/// Creates the tenant `id`. Its first owner is written in the same
+/// transaction by sign-up; the CLI creates tenants on their own.
 #[tracing::instrument(skip(conn))]
-pub async fn create(conn: &impl ConnectionTrait, new: NewTenant) -> ApiResult<tenants::Model> {
+pub async fn create(conn: &impl ConnectionTrait, id: Uuid, new: NewTenant) -> ApiResult<tenants::Model> {
     validate_name(&new.name)?;
     validate_subdomain(&new.subdomain)?;
     if let Some(domain) = &new.custom_domain {
@@ -68,7 +70,7 @@ pub async fn create(conn: &impl ConnectionTrait, new: NewTenant) -> ApiResult<te
     }
     let now = Utc::now();
     let model = tenants::ActiveModel {
-        id: Set(Uuid::now_v7()),
+        id: Set(id),
         name: Set(new.name.trim().to_owned()),
         subdomain: Set(new.subdomain.clone()),
         custom_domain: Set(new.custom_domain.clone()),
@@ -89,6 +91,10 @@ pub async fn create(conn: &impl ConnectionTrait, new: NewTenant) -> ApiResult<te
 
 pub async fn by_subdomain(conn: &impl ConnectionTrait, subdomain: &str) -> ApiResult<Option<tenants::Model>> {
     Ok(tenants::Entity::find().filter(tenants::Column::Subdomain.eq(subdomain)).one(conn).await?)
+}
+
+pub async fn by_id(conn: &impl ConnectionTrait, id: Uuid) -> ApiResult<Option<tenants::Model>> {
+    Ok(tenants::Entity::find_by_id(id).one(conn).await?)
 }
 
 pub async fn by_custom_domain(conn: &impl ConnectionTrait, domain: &str) -> ApiResult<Option<tenants::Model>> {

@@ -1,10 +1,87 @@
-//! Users of one tenant.
+//! Users of one tenant. Every function takes the tenant's `TenantDb` and
+//! filters by its tenant as well, so SQLite (no RLS) is scoped the same way.
 
+use chrono::Utc;
 use entity::users;
-use sea_orm::{ColumnTrait, DbErr, EntityTrait, QueryFilter};
+use sea_orm::{
+    ActiveModelTrait as _, ActiveValue::Set, ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder as _,
+    QuerySelect as _, SqlErr,
+};
 use uuid::Uuid;
 
 use super::TenantDb;
+use crate::{
+    auth::Role,
+    error::{ApiError, ApiResult},
+};
+
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    pub email: String,
+    pub password_hash: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub role: Role,
+}
+
+/// Lower-cased and trimmed; refused unless it looks like an address.
+pub fn normalize_email(email: &str) -> ApiResult<String> {
+    let email = email.trim().to_lowercase();
+    let valid = email.len() <= 254
+        && email.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty() && local.len() <= 64 && domain.contains('.') && !domain.starts_with('.') && !domain.ends_with('.')
+        })
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control());
+    if valid {
+        Ok(email)
+    } else {
+        Err(ApiError::BadUserInput { field: "email", message: "must be an email address such as ana@acme.com".into() })
+    }
+}
+
+pub fn check_name(field: &'static str, name: &str) -> ApiResult<String> {
+    let name = name.trim();
+    let len = name.chars().count();
+    if len == 0 || len > 100 || name.chars().any(char::is_control) {
+        return Err(ApiError::BadUserInput { field, message: "must be 1 to 100 characters, without control characters".into() });
+    }
+    Ok(name.to_owned())
+}
+
+pub async fn create(db: &TenantDb, new: NewUser) -> ApiResult<users::Model> {
+    let now = Utc::now();
+    let model = users::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        tenant_id: Set(db.tenant()),
+        email: Set(new.email),
+        password_hash: Set(new.password_hash),
+        first_name: Set(new.first_name),
+        last_name: Set(new.last_name),
+        role: Set(new.role.as_str().into()),
+        is_active: Set(true),
+        created_at: Set(now),
+        updated_at: Set(now),
+    };
+    match users::Entity::insert(model).exec_with_returning(db).await {
+        Ok(m) => Ok(m),
+        Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
+            Err(ApiError::Conflict("a user with this email already exists in this agency".into()))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub async fn by_id(db: &TenantDb, id: Uuid) -> ApiResult<Option<users::Model>> {
+    Ok(users::Entity::find_by_id(id).filter(users::Column::TenantId.eq(db.tenant())).one(db).await?)
+}
+
+pub async fn by_email(db: &TenantDb, email: &str) -> ApiResult<Option<users::Model>> {
+    Ok(users::Entity::find()
+        .filter(users::Column::TenantId.eq(db.tenant()))
+        .filter(users::Column::Email.eq(email))
+        .one(db)
+        .await?)
+}
 
 /// The users of `db`'s tenant among `ids`; others' ids simply find nothing.
 pub async fn by_ids(db: &TenantDb, ids: &[Uuid]) -> Result<Vec<users::Model>, DbErr> {
@@ -13,4 +90,40 @@ pub async fn by_ids(db: &TenantDb, ids: &[Uuid]) -> Result<Vec<users::Model>, Db
         .filter(users::Column::Id.is_in(ids.iter().copied()))
         .all(db)
         .await
+}
+
+pub async fn list(db: &TenantDb) -> ApiResult<Vec<users::Model>> {
+    Ok(users::Entity::find()
+        .filter(users::Column::TenantId.eq(db.tenant()))
+        .order_by_asc(users::Column::CreatedAt)
+        .order_by_asc(users::Column::Id)
+        .all(db)
+        .await?)
+}
+
+/// The tenant's active owners, locked until the transaction ends (on
+/// PostgreSQL; SQLite has one writer anyway), so two concurrent demotions
+/// cannot both see "another owner remains".
+pub async fn lock_active_owners(db: &TenantDb) -> ApiResult<Vec<Uuid>> {
+    Ok(users::Entity::find()
+        .filter(users::Column::TenantId.eq(db.tenant()))
+        .filter(users::Column::Role.eq(Role::Owner.as_str()))
+        .filter(users::Column::IsActive.eq(true))
+        .lock_exclusive()
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|u| u.id)
+        .collect())
+}
+
+pub async fn save(db: &TenantDb, mut model: users::ActiveModel) -> ApiResult<users::Model> {
+    model.updated_at = Set(Utc::now());
+    match model.update(db).await {
+        Ok(m) => Ok(m),
+        Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
+            Err(ApiError::Conflict("a user with this email already exists in this agency".into()))
+        }
+        Err(e) => Err(e.into()),
+    }
 }

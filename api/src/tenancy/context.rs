@@ -6,9 +6,10 @@
 use std::sync::Arc;
 
 use crate::{
+    auth::Principal,
     error::{ApiError, ApiResult},
     graphql::loaders::Loaders,
-    store::{Database, TenantDb},
+    store::{Database, TenantDb, sessions::ClientInfo},
 };
 
 use super::{ResolvedTenant, Tenant};
@@ -17,6 +18,8 @@ use super::{ResolvedTenant, Tenant};
 pub struct RequestContext {
     pub request_id: String,
     pub resolved: ResolvedTenant,
+    pub principal: Principal,
+    pub client: ClientInfo,
     scope: Option<Scope>,
 }
 
@@ -27,12 +30,17 @@ struct Scope {
 }
 
 impl RequestContext {
-    pub fn new(request_id: String, resolved: ResolvedTenant, db: &Database) -> Self {
+    /// Anonymous until the HTTP layer authenticates the request.
+    pub fn new(request_id: String, resolved: ResolvedTenant, client: ClientInfo, db: &Database) -> Self {
         let scope = resolved.tenant.as_ref().map(|t| {
             let db = Arc::new(db.scoped(t.id));
             Scope { loaders: Loaders::new(db.clone()), db }
         });
-        Self { request_id, resolved, scope }
+        Self { request_id, resolved, principal: Principal::Anonymous, client, scope }
+    }
+
+    pub fn client_ip(&self) -> Option<std::net::IpAddr> {
+        self.client.ip.as_deref().and_then(|ip| ip.parse().ok())
     }
 
     /// The request's tenant, or `TENANT_REQUIRED` on the bare API host.

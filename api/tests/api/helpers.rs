@@ -227,6 +227,7 @@ impl TestApp {
     pub async fn create_tenant(&self, subdomain: &str) -> Tenant {
         tenants::create(
             self.state.db.platform(),
+            uuid::Uuid::now_v7(),
             NewTenant { name: format!("Agency {subdomain}"), subdomain: subdomain.into(), custom_domain: None },
         )
         .await
@@ -237,6 +238,7 @@ impl TestApp {
     pub async fn create_tenant_with_domain(&self, subdomain: &str, domain: &str) -> Tenant {
         tenants::create(
             self.state.db.platform(),
+            uuid::Uuid::now_v7(),
             NewTenant { name: format!("Agency {subdomain}"), subdomain: subdomain.into(), custom_domain: Some(domain.into()) },
         )
         .await

@@ -91,11 +91,11 @@ on_both_backends! {
     async fn a_taken_or_reserved_subdomain_is_refused_with_a_clear_code(app) {
         app.create_tenant("acme").await;
         let db = app.state.db.platform();
-        let dup = aggios::store::tenants::create(db, aggios::store::tenants::NewTenant {
+        let dup = aggios::store::tenants::create(db, uuid::Uuid::now_v7(), aggios::store::tenants::NewTenant {
             name: "Other".into(), subdomain: "acme".into(), custom_domain: None,
         }).await;
         assert_eq!(dup.err().map(|e| e.code()), Some("CONFLICT"));
-        let reserved = aggios::store::tenants::create(db, aggios::store::tenants::NewTenant {
+        let reserved = aggios::store::tenants::create(db, uuid::Uuid::now_v7(), aggios::store::tenants::NewTenant {
             name: "Other".into(), subdomain: "api".into(), custom_domain: None,
         }).await;
         assert_eq!(reserved.err().map(|e| e.code()), Some("BAD_USER_INPUT"));

@@ -1,6 +1,8 @@
 //! The query root, merged from one object per domain.
 
+mod identity;
+mod platform;
 mod tenant;
 
 #[derive(async_graphql::MergedObject, Default)]
-pub struct Query(tenant::TenantQuery);
+pub struct Query(tenant::TenantQuery, identity::IdentityQuery, platform::PlatformQuery);

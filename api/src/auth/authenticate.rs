@@ -1,0 +1,136 @@
+//! From a request's credentials to its `Principal`. A credential that is
+//! present but not valid here ends the request with `UNAUTHENTICATED`; none
+//! at all is anonymous.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::{
+    Auth, Principal, Scope, api_key,
+    principal::ApiKeyPrincipal,
+    tokens::Verified,
+};
+use crate::{
+    cache,
+    error::{ApiError, ApiResult},
+    store::{self, TenantDb},
+    tenancy::ResolvedTenant,
+};
+
+/// How long a key's record is trusted from the cache; revoking drops it.
+const KEY_CACHE_TTL: Duration = Duration::from_secs(30);
+/// `last_used_at` is written at most this often per key.
+const KEY_TOUCH_EVERY: Duration = Duration::from_secs(60);
+
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Credentials<'a> {
+    /// The `Authorization` header.
+    pub authorization: Option<&'a str>,
+    /// The `X-API-Key` header.
+    pub api_key: Option<&'a str>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct CachedKey {
+    id: Uuid,
+    secret_hash: String,
+    scope: String,
+    expires_at: Option<i64>,
+    revoked: bool,
+}
+
+pub fn key_cache_key(tenant: Uuid, prefix: &str) -> String {
+    cache::tenant_key(tenant, "api-key", prefix)
+}
+
+pub async fn authenticate(
+    auth: &Auth,
+    resolved: &ResolvedTenant,
+    db: Option<&TenantDb>,
+    creds: Credentials<'_>,
+) -> ApiResult<Principal> {
+    let bearer = match creds.authorization {
+        None => None,
+        Some(h) => Some(
+            h.strip_prefix("Bearer ")
+                .or_else(|| h.strip_prefix("bearer "))
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .ok_or(ApiError::Unauthenticated)?,
+        ),
+    };
+    match (bearer, creds.api_key) {
+        (None, None) => Ok(Principal::Anonymous),
+        (Some(_), Some(_)) => Err(ApiError::Unauthenticated),
+        (None, Some(key)) => api_key_principal(auth, resolved, db, key).await,
+        (Some(token), None) if token.starts_with("agk_") => api_key_principal(auth, resolved, db, token).await,
+        (Some(token), None) => {
+            let tenant = resolved.tenant.as_ref().map(|t| t.id);
+            match auth.tokens.verify(token, tenant)? {
+                Verified::User { principal, issued_ms } => {
+                    auth.revocations.check_user(&principal, issued_ms).await?;
+                    Ok(Principal::User(principal))
+                }
+                Verified::Admin { principal, issued_ms } => {
+                    auth.revocations.check_admin(&principal, issued_ms).await?;
+                    Ok(Principal::PlatformAdmin(principal))
+                }
+            }
+        }
+    }
+}
+
+async fn api_key_principal(
+    auth: &Auth,
+    resolved: &ResolvedTenant,
+    db: Option<&TenantDb>,
+    key: &str,
+) -> ApiResult<Principal> {
+    let (Some(tenant), Some(db)) = (resolved.tenant.as_ref(), db) else {
+        return Err(ApiError::TenantRequired);
+    };
+    let (prefix, secret) = api_key::parse(key.trim()).ok_or(ApiError::Unauthenticated)?;
+    let record = key_record(auth, db, tenant.id, prefix).await?.ok_or(ApiError::Unauthenticated)?;
+    let expired = record.expires_at.is_some_and(|at| at <= Utc::now().timestamp());
+    if record.revoked || expired || !api_key::secret_matches(secret, &record.secret_hash) {
+        return Err(ApiError::Unauthenticated);
+    }
+    let scope = Scope::parse(&record.scope).ok_or(ApiError::Unauthenticated)?;
+    record_use(auth, db, tenant.id, record.id).await;
+    Ok(Principal::ApiKey(ApiKeyPrincipal { key_id: record.id, tenant_id: tenant.id, scope }))
+}
+
+async fn key_record(auth: &Auth, db: &TenantDb, tenant: Uuid, prefix: &str) -> ApiResult<Option<CachedKey>> {
+    let cache_key = key_cache_key(tenant, prefix);
+    if let Ok(Some(bytes)) = auth.cache.get(&cache_key).await
+        && let Ok(found) = serde_json::from_slice::<Option<CachedKey>>(&bytes)
+    {
+        return Ok(found);
+    }
+    let found = store::api_keys::by_prefix(db, prefix).await?.map(|m| CachedKey {
+        id: m.id,
+        secret_hash: m.secret_hash,
+        scope: m.scope,
+        expires_at: m.expires_at.map(|t| t.timestamp()),
+        revoked: m.revoked_at.is_some(),
+    });
+    if let Ok(bytes) = serde_json::to_vec(&found) {
+        let _ = auth.cache.set(&cache_key, &bytes, KEY_CACHE_TTL).await;
+    }
+    Ok(found)
+}
+
+/// Records the key's last use, at most once a minute.
+async fn record_use(auth: &Auth, db: &TenantDb, tenant: Uuid, key: Uuid) {
+    let marker = cache::tenant_key(tenant, "api-key-used", &key.to_string());
+    if matches!(auth.cache.get(&marker).await, Ok(Some(_))) {
+        return;
+    }
+    let _ = auth.cache.set(&marker, b"1", KEY_TOUCH_EVERY).await;
+    if let Err(e) = store::api_keys::touch(db, key).await {
+        tracing::warn!(error = ?e, "could not record an API key's last use");
+    }
+}

@@ -1,0 +1,268 @@
+//! The sign-in flows: sign-up, login, refresh, logout, password change, and
+//! the platform administrator's login. Each takes the request context and
+//! returns models; the GraphQL layer only maps them.
+
+use chrono::{DateTime, Utc};
+use entity::{tenants, users};
+use uuid::Uuid;
+
+use super::{
+    Role,
+    password::check_policy,
+    principal::{AdminPrincipal, UserPrincipal},
+};
+use crate::{
+    error::{ApiError, ApiResult},
+    startup::AppState,
+    store::{
+        self, TenantDb,
+        sessions::{self, Rotation},
+        tenants::NewTenant,
+        users::{NewUser, check_name, normalize_email},
+    },
+    tenancy::{HostKind, RequestContext},
+};
+
+/// A session just started or refreshed.
+#[derive(Debug)]
+pub struct SignedIn {
+    pub access_token: String,
+    pub access_expires_at: DateTime<Utc>,
+    pub refresh_token: String,
+    pub refresh_expires_at: DateTime<Utc>,
+    pub user: users::Model,
+    pub tenant: tenants::Model,
+}
+
+#[derive(Debug)]
+pub struct SignUp {
+    pub agency_name: String,
+    pub subdomain: String,
+    pub email: String,
+    pub password: String,
+    pub first_name: String,
+    pub last_name: String,
+}
+
+/// Runs `f` in a transaction of `tenant` of its own, committed when `f`
+/// returns `Ok` — whatever becomes of the rest of the request.
+async fn in_tenant<T>(
+    state: &AppState,
+    tenant: Uuid,
+    f: impl AsyncFnOnce(&TenantDb) -> ApiResult<T>,
+) -> ApiResult<T> {
+    let db = state.db.scoped(tenant);
+    let result = f(&db).await;
+    db.finish(result.is_ok()).await?;
+    result
+}
+
+fn issue(state: &AppState, user: &users::Model, session: &sessions::Issued) -> ApiResult<(String, DateTime<Utc>)> {
+    state.auth.tokens.issue_user(&UserPrincipal {
+        user_id: user.id,
+        tenant_id: user.tenant_id,
+        role: Role::parse(&user.role).unwrap_or(Role::Member),
+        email: user.email.clone(),
+        session_id: session.row.family_id,
+    })
+}
+
+fn signed_in(state: &AppState, user: users::Model, tenant: tenants::Model, session: sessions::Issued) -> ApiResult<SignedIn> {
+    let (access_token, access_expires_at) = issue(state, &user, &session)?;
+    Ok(SignedIn {
+        access_token,
+        access_expires_at,
+        refresh_token: session.token,
+        refresh_expires_at: session.row.idle_expires_at,
+        user,
+        tenant,
+    })
+}
+
+fn require_api_host(ctx: &RequestContext, what: &'static str) -> ApiResult<()> {
+    if ctx.resolved.host == HostKind::Api && ctx.resolved.tenant.is_none() {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden(what))
+    }
+}
+
+pub async fn sign_up(state: &AppState, ctx: &RequestContext, input: SignUp) -> ApiResult<SignedIn> {
+    require_api_host(ctx, "sign up on the general API host (api.{base domain}) without X-Tenant")?;
+    let email = normalize_email(&input.email)?;
+    let first_name = check_name("firstName", &input.first_name)?;
+    let last_name = check_name("lastName", &input.last_name)?;
+    store::tenants::validate_name(&input.agency_name)?;
+    store::tenants::validate_subdomain(&input.subdomain)?;
+    check_policy(&input.password, &[&email, &first_name, &last_name, &input.subdomain, &input.agency_name])?;
+    let password_hash = state.auth.passwords.hash(&input.password).await?;
+    let tenant_id = Uuid::now_v7();
+    let (user, tenant, session) = in_tenant(state, tenant_id, async |db| {
+        let tenant = store::tenants::create(
+            db,
+            tenant_id,
+            NewTenant { name: input.agency_name.clone(), subdomain: input.subdomain.clone(), custom_domain: None },
+        )
+        .await?;
+        let user = store::users::create(db, NewUser { email, password_hash, first_name, last_name, role: Role::Owner }).await?;
+        let session = sessions::start(db, user.id, state.auth.lifetimes, &ctx.client).await?;
+        Ok((user, tenant, session))
+    })
+    .await?;
+    signed_in(state, user, tenant, session)
+}
+
+pub async fn login(state: &AppState, ctx: &RequestContext, email: &str, password: &str, agency: Option<&str>) -> ApiResult<SignedIn> {
+    let ip = ctx.client_ip();
+    let account = email.trim().to_lowercase();
+    state.auth.throttle.before_attempt(&account, ip).await?;
+    let tenant_filter = match (&ctx.resolved.tenant, agency) {
+        (Some(t), _) => Some(Some(t.id)),
+        (None, Some(sub)) => Some(store::tenants::by_subdomain(state.db.platform(), &sub.trim().to_lowercase()).await?.map(|t| t.id)),
+        (None, None) => None,
+    };
+    let candidates = match (normalize_email(email), tenant_filter) {
+        // A malformed email or an unknown agency matches nobody.
+        (Err(_), _) | (Ok(_), Some(None)) => Vec::new(),
+        (Ok(email), filter) => store::logins::candidates(&state.db, &email, filter.flatten()).await?,
+    };
+    let mut matches = Vec::new();
+    if candidates.is_empty() {
+        state.auth.passwords.verify(password, None).await?;
+    }
+    for c in candidates {
+        let ok = state.auth.passwords.verify(password, Some(&c.user.password_hash)).await?;
+        if ok && c.user.is_active && c.tenant.is_active {
+            matches.push(c);
+        }
+    }
+    let chosen = match matches.len() {
+        0 => {
+            state.auth.throttle.failed(&account, ip).await;
+            return Err(ApiError::InvalidCredentials);
+        }
+        1 => matches.remove(0),
+        _ => {
+            return Err(ApiError::Conflict(
+                "this email signs in to several agencies: name the agency (the `agency` field) or sign in on its own address".into(),
+            ));
+        }
+    };
+    state.auth.throttle.succeeded(&account, ip).await;
+    let session =
+        in_tenant(state, chosen.tenant.id, async |db| sessions::start(db, chosen.user.id, state.auth.lifetimes, &ctx.client).await)
+            .await?;
+    signed_in(state, chosen.user, chosen.tenant, session)
+}
+
+pub async fn refresh(state: &AppState, ctx: &RequestContext, token: &str) -> ApiResult<SignedIn> {
+    let tenant_id = super::refresh::tenant_of(token).ok_or(ApiError::Unauthenticated)?;
+    if ctx.resolved.tenant.as_ref().is_some_and(|t| t.id != tenant_id) {
+        return Err(ApiError::Unauthenticated);
+    }
+    let tenant = store::tenants::by_id(state.db.platform(), tenant_id)
+        .await?
+        .filter(|t| t.is_active)
+        .ok_or(ApiError::Unauthenticated)?;
+    let outcome = in_tenant(state, tenant_id, async |db| {
+        match sessions::rotate(db, token, state.auth.lifetimes, &ctx.client).await? {
+            Rotation::Rotated { issued, user } => match store::users::by_id(db, user).await? {
+                Some(user) if user.is_active => Ok(Ok((user, issued))),
+                _ => {
+                    sessions::revoke_family(db, issued.row.family_id).await?;
+                    Ok(Err(None))
+                }
+            },
+            Rotation::Reused { family, user } => {
+                tracing::warn!(%family, %user, "a spent refresh token was presented again; the session is revoked");
+                Ok(Err(Some(family)))
+            }
+            Rotation::Refused => Ok(Err(None)),
+        }
+    })
+    .await?;
+    match outcome {
+        Ok((user, issued)) => signed_in(state, user, tenant, issued),
+        Err(family) => {
+            if let Some(family) = family {
+                state.auth.revocations.revoke_session(tenant_id, family).await?;
+            }
+            Err(ApiError::Unauthenticated)
+        }
+    }
+}
+
+fn current_user(ctx: &RequestContext) -> ApiResult<&UserPrincipal> {
+    ctx.principal.user().ok_or(ApiError::Unauthenticated)
+}
+
+/// Ends this request's session.
+pub async fn logout(state: &AppState, ctx: &RequestContext) -> ApiResult<bool> {
+    let me = current_user(ctx)?;
+    sessions::revoke_family(ctx.db()?, me.session_id).await?;
+    state.auth.revocations.revoke_session(me.tenant_id, me.session_id).await?;
+    Ok(true)
+}
+
+/// Ends every session of the user; returns how many were live.
+pub async fn logout_everywhere(state: &AppState, ctx: &RequestContext) -> ApiResult<u64> {
+    let me = current_user(ctx)?;
+    let n = sessions::revoke_all(ctx.db()?, me.user_id).await?;
+    state.auth.revocations.cut_user(me.tenant_id, me.user_id).await?;
+    Ok(n)
+}
+
+pub async fn revoke_session(state: &AppState, ctx: &RequestContext, session: Uuid) -> ApiResult<bool> {
+    let me = current_user(ctx)?;
+    if !sessions::revoke_user_session(ctx.db()?, me.user_id, session).await? {
+        return Err(ApiError::NotFound("session"));
+    }
+    state.auth.revocations.revoke_session(me.tenant_id, session).await?;
+    Ok(true)
+}
+
+/// Checks the current password, sets the new one, ends every session, and
+/// starts a fresh one for this client.
+pub async fn change_password(state: &AppState, ctx: &RequestContext, current: &str, new: &str) -> ApiResult<SignedIn> {
+    let me = current_user(ctx)?.clone();
+    let db = ctx.db()?;
+    let ip = ctx.client_ip();
+    state.auth.throttle.before_attempt(&me.email, ip).await?;
+    let user = store::users::by_id(db, me.user_id).await?.ok_or(ApiError::Unauthenticated)?;
+    if !state.auth.passwords.verify(current, Some(&user.password_hash)).await? {
+        state.auth.throttle.failed(&me.email, ip).await;
+        return Err(ApiError::BadUserInput { field: "currentPassword", message: "is not your current password".into() });
+    }
+    check_policy(new, &[&user.email, &user.first_name, &user.last_name])?;
+    let hash = state.auth.passwords.hash(new).await?;
+    let mut model: users::ActiveModel = user.into();
+    model.password_hash = sea_orm::ActiveValue::Set(hash);
+    let user = store::users::save(db, model).await?;
+    sessions::revoke_all(db, me.user_id).await?;
+    state.auth.revocations.cut_user(me.tenant_id, me.user_id).await?;
+    let session = sessions::start(db, me.user_id, state.auth.lifetimes, &ctx.client).await?;
+    let tenant = store::tenants::by_id(state.db.platform(), me.tenant_id).await?.ok_or(ApiError::TenantNotFound)?;
+    signed_in(state, user, tenant, session)
+}
+
+pub async fn platform_login(state: &AppState, ctx: &RequestContext, email: &str, password: &str) -> ApiResult<(String, DateTime<Utc>)> {
+    require_api_host(ctx, "platform administrators sign in on the general API host without X-Tenant")?;
+    let ip = ctx.client_ip();
+    let account = format!("platform:{}", email.trim().to_lowercase());
+    state.auth.throttle.before_attempt(&account, ip).await?;
+    let admin = match normalize_email(email) {
+        Ok(e) => store::platform::admin_by_email(state.db.platform(), &e).await?,
+        Err(_) => None,
+    };
+    let ok = state.auth.passwords.verify(password, admin.as_ref().map(|a| a.password_hash.as_str())).await?;
+    match admin {
+        Some(admin) if ok && admin.is_active => {
+            state.auth.throttle.succeeded(&account, ip).await;
+            state.auth.tokens.issue_admin(&AdminPrincipal { admin_id: admin.id, email: admin.email })
+        }
+        _ => {
+            state.auth.throttle.failed(&account, ip).await;
+            Err(ApiError::InvalidCredentials)
+        }
+    }
+}

@@ -1,0 +1,141 @@
+//! Access tokens: PASETO v4.public (Ed25519), short-lived, with the key id in
+//! the footer. A user token's audience is its tenant, so it is valid only on
+//! that tenant's hosts; a platform administrator's audience is `platform`.
+
+use std::{sync::Arc, time::Duration};
+
+use chrono::{DateTime, Utc};
+use pasetors::{
+    Public,
+    claims::{Claims, ClaimsValidationRules},
+    footer::Footer,
+    public,
+    token::UntrustedToken,
+    version4::V4,
+};
+use uuid::Uuid;
+
+use super::{Role, keyring::Keyring, principal::{AdminPrincipal, UserPrincipal}};
+use crate::error::{ApiError, ApiResult};
+
+const PLATFORM_AUDIENCE: &str = "platform";
+const MAX_TOKEN_LEN: usize = 4096;
+
+pub fn tenant_audience(tenant: Uuid) -> String {
+    format!("tenant:{tenant}")
+}
+
+/// What a verified access token says.
+#[derive(Debug, Clone)]
+pub enum Verified {
+    User { principal: UserPrincipal, issued_ms: i64 },
+    Admin { principal: AdminPrincipal, issued_ms: i64 },
+}
+
+#[derive(Debug, Clone)]
+pub struct Tokens {
+    keyring: Arc<Keyring>,
+    issuer: String,
+    ttl: Duration,
+}
+
+impl Tokens {
+    pub fn new(keyring: Arc<Keyring>, issuer: String, ttl: Duration) -> Self {
+        Self { keyring, issuer, ttl }
+    }
+
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
+    pub fn issue_user(&self, user: &UserPrincipal) -> ApiResult<(String, DateTime<Utc>)> {
+        self.issue(&tenant_audience(user.tenant_id), &user.user_id, |c| {
+            c.add_additional("tid", user.tenant_id.to_string())?;
+            c.add_additional("role", user.role.as_str())?;
+            c.add_additional("email", user.email.as_str())?;
+            c.add_additional("sid", user.session_id.to_string())
+        })
+    }
+
+    pub fn issue_admin(&self, admin: &AdminPrincipal) -> ApiResult<(String, DateTime<Utc>)> {
+        self.issue(PLATFORM_AUDIENCE, &admin.admin_id, |c| {
+            c.add_additional("email", admin.email.as_str())?;
+            c.add_additional("kind", "platform-admin")
+        })
+    }
+
+    fn issue(
+        &self,
+        audience: &str,
+        subject: &Uuid,
+        extra: impl FnOnce(&mut Claims) -> Result<(), pasetors::errors::Error>,
+    ) -> ApiResult<(String, DateTime<Utc>)> {
+        let now = Utc::now();
+        let build = || -> Result<(String, DateTime<Utc>), pasetors::errors::Error> {
+            let mut claims = Claims::new_expires_in(&self.ttl)?;
+            claims.issuer(&self.issuer)?;
+            claims.audience(audience)?;
+            claims.subject(&subject.to_string())?;
+            claims.token_identifier(&Uuid::now_v7().to_string())?;
+            // Millisecond issue time: revocation cuts compare against it.
+            claims.add_additional("ims", now.timestamp_millis())?;
+            extra(&mut claims)?;
+            let (kid, key) = self.keyring.signing();
+            let mut footer = Footer::new();
+            footer.key_id(kid);
+            let token = public::sign(key, &claims, Some(&footer), None)?;
+            let expires = chrono::Duration::from_std(self.ttl).map(|d| now + d).unwrap_or(now);
+            Ok((token, expires))
+        };
+        build().map_err(|e| ApiError::internal(anyhow::anyhow!("signing a token: {e:?}")))
+    }
+
+    /// Verifies signature, key, issuer, audience and validity times. Every
+    /// failure is `UNAUTHENTICATED`, whatever the token was.
+    pub fn verify(&self, token: &str, audience: Option<Uuid>) -> ApiResult<Verified> {
+        self.verify_inner(token, audience).ok_or(ApiError::Unauthenticated)
+    }
+
+    fn verify_inner(&self, token: &str, tenant: Option<Uuid>) -> Option<Verified> {
+        if token.len() > MAX_TOKEN_LEN {
+            return None;
+        }
+        let untrusted = UntrustedToken::<Public, V4>::try_from(token).ok()?;
+        let mut footer = Footer::new();
+        footer.parse_bytes(untrusted.untrusted_footer()).ok()?;
+        let kid = footer.get_claim("kid")?.as_str()?;
+        let key = self.keyring.verifying(kid)?;
+        let audience = tenant.map_or_else(|| PLATFORM_AUDIENCE.to_owned(), tenant_audience);
+        let mut rules = ClaimsValidationRules::new();
+        rules.validate_issuer_with(&self.issuer);
+        rules.validate_audience_with(&audience);
+        let trusted = public::verify(key, &untrusted, &rules, Some(&footer), None).ok()?;
+        let claims = trusted.payload_claims()?;
+        let str_claim = |name: &str| claims.get_claim(name).and_then(|v| v.as_str());
+        let subject = str_claim("sub")?.parse::<Uuid>().ok()?;
+        let email = str_claim("email")?.to_owned();
+        let issued_ms = claims.get_claim("ims")?.as_i64()?;
+        match tenant {
+            Some(tenant_id) => {
+                let tid = str_claim("tid")?.parse::<Uuid>().ok()?;
+                if tid != tenant_id {
+                    return None;
+                }
+                Some(Verified::User {
+                    principal: UserPrincipal {
+                        user_id: subject,
+                        tenant_id,
+                        role: Role::parse(str_claim("role")?)?,
+                        email,
+                        session_id: str_claim("sid")?.parse().ok()?,
+                    },
+                    issued_ms,
+                })
+            }
+            None => {
+                (str_claim("kind")? == "platform-admin").then_some(())?;
+                Some(Verified::Admin { principal: AdminPrincipal { admin_id: subject, email }, issued_ms })
+            }
+        }
+    }
+}

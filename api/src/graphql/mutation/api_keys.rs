@@ -1,0 +1,51 @@
+use async_graphql::{Context, ID, Object};
+
+use crate::{
+    auth::{Role, api_key, authenticate::key_cache_key},
+    error::ApiError,
+    graphql::{
+        guards::RoleAtLeast,
+        parse_id, request, state,
+        types::{CreateApiKeyInput, CreatedApiKey},
+    },
+    store,
+};
+
+#[derive(Default)]
+pub struct ApiKeyMutation;
+
+#[Object]
+impl ApiKeyMutation {
+    /// Creates an API key for an integrator. The secret is in this answer
+    /// only.
+    #[graphql(guard = "RoleAtLeast(Role::Admin)")]
+    async fn create_api_key(&self, ctx: &Context<'_>, input: CreateApiKeyInput) -> async_graphql::Result<CreatedApiKey> {
+        let r = request(ctx)?;
+        let me = r.principal.user().ok_or(ApiError::Unauthenticated)?;
+        let name = input.name.trim().to_owned();
+        if name.is_empty() || name.chars().count() > 100 {
+            return Err(ApiError::BadUserInput { field: "name", message: "must be 1 to 100 characters".into() }.into());
+        }
+        if input.expires_at.is_some_and(|at| at <= chrono::Utc::now()) {
+            return Err(ApiError::BadUserInput { field: "expiresAt", message: "must be in the future".into() }.into());
+        }
+        let key = api_key::generate();
+        let model = store::api_keys::create(r.db()?, name, input.scope, input.expires_at, me.user_id, &key).await?;
+        Ok(CreatedApiKey { api_key: model.into(), secret: key.key })
+    }
+
+    /// Revokes an API key; it stops working at once.
+    #[graphql(guard = "RoleAtLeast(Role::Admin)")]
+    async fn revoke_api_key(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<bool> {
+        let r = request(ctx)?;
+        let db = r.db()?;
+        let id = parse_id(&id, "API key")?;
+        let key = store::api_keys::by_id(db, id).await?.ok_or(ApiError::NotFound("API key"))?;
+        store::api_keys::revoke(db, id).await?;
+        if let Err(e) = state(ctx)?.cache.delete(&key_cache_key(db.tenant(), &key.prefix)).await {
+            // The cached record expires within seconds anyway.
+            tracing::warn!(error = %e, "could not drop a revoked key from the cache");
+        }
+        Ok(true)
+    }
+}

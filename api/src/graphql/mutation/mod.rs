@@ -1,0 +1,9 @@
+//! The mutation root, merged from one object per domain.
+
+mod api_keys;
+mod auth;
+mod platform;
+mod users;
+
+#[derive(async_graphql::MergedObject, Default)]
+pub struct Mutation(auth::AuthMutation, users::UserMutation, api_keys::ApiKeyMutation, platform::PlatformMutation);
