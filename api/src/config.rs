@@ -48,6 +48,11 @@ pub struct ServerSettings {
     pub shutdown_grace_secs: u64,
     /// How long a resolved host -> tenant mapping is cached.
     pub tenant_cache_ttl_secs: u64,
+    /// Behind one trusted proxy (Traefik): take the client address from the
+    /// last `X-Forwarded-For` entry, the one the proxy appended. Never turn
+    /// on when clients reach the server directly: they could pick any
+    /// address and dodge per-address sign-in limits.
+    pub trust_forwarded_for: bool,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -171,6 +176,7 @@ impl Default for Settings {
                 environment: Environment::Development,
                 shutdown_grace_secs: 30,
                 tenant_cache_ttl_secs: 30,
+                trust_forwarded_for: false,
             },
             database: DatabaseSettings {
                 url: None,

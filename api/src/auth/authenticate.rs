@@ -70,12 +70,12 @@ pub async fn authenticate(
         (Some(token), None) => {
             let tenant = resolved.tenant.as_ref().map(|t| t.id);
             match auth.tokens.verify(token, tenant)? {
-                Verified::User { principal, issued_ms } => {
-                    auth.revocations.check_user(&principal, issued_ms).await?;
+                Verified::User { principal, issued_us } => {
+                    auth.revocations.check_user(&principal, issued_us).await?;
                     Ok(Principal::User(principal))
                 }
-                Verified::Admin { principal, issued_ms } => {
-                    auth.revocations.check_admin(&principal, issued_ms).await?;
+                Verified::Admin { principal, issued_us } => {
+                    auth.revocations.check_admin(&principal, issued_us).await?;
                     Ok(Principal::PlatformAdmin(principal))
                 }
             }

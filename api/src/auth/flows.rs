@@ -182,7 +182,7 @@ pub async fn refresh(state: &AppState, ctx: &RequestContext, token: &str) -> Api
     })
     .await?;
     match outcome {
-        Ok((user, issued)) => signed_in(state, user, tenant, issued),
+        Ok((user, issued)) => signed_in(state, user, tenant, *issued),
         Err(family) => {
             if let Some(family) = family {
                 state.auth.revocations.revoke_session(tenant_id, family).await?;

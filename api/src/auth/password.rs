@@ -1,7 +1,10 @@
 //! Password hashing (argon2id, off the async runtime, with a bound on how
 //! many run at once) and the password policy.
 
-use std::sync::Arc;
+use std::sync::{
+    Arc,
+    atomic::{AtomicU64, Ordering},
+};
 
 use argon2::{Algorithm, Argon2, Params, PasswordHasher as _, PasswordVerifier as _, Version};
 use tokio::sync::Semaphore;
@@ -21,6 +24,9 @@ pub struct Passwords {
     /// Verified against when the account does not exist, so that an unknown
     /// email costs the same time as a wrong password.
     dummy_hash: Arc<String>,
+    /// Verifications run so far: lets tests see that every sign-in path pays
+    /// for exactly one, whatever the account's state.
+    verifications: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for Passwords {
@@ -38,7 +44,12 @@ impl Passwords {
             .hash_password(b"not a real password, only for equal timing")
             .map_err(|e| anyhow::anyhow!("argon2: {e}"))?
             .to_string();
-        Ok(Self { params, permits: Arc::new(Semaphore::new(settings.hash_concurrency())), dummy_hash: Arc::new(dummy) })
+        Ok(Self {
+            params,
+            permits: Arc::new(Semaphore::new(settings.hash_concurrency())),
+            dummy_hash: Arc::new(dummy),
+            verifications: Arc::new(AtomicU64::new(0)),
+        })
     }
 
     /// The PHC string of `password`.
@@ -54,12 +65,17 @@ impl Passwords {
     /// Whether `password` matches `phc`. Unknown accounts pass `None` and
     /// spend the same time on a dummy hash.
     pub async fn verify(&self, password: &str, phc: Option<&str>) -> ApiResult<bool> {
+        self.verifications.fetch_add(1, Ordering::Relaxed);
         let real = phc.is_some();
         let phc = phc.map_or_else(|| self.dummy_hash.as_str().to_owned(), str::to_owned);
         let password = password.to_owned();
         let params = self.params.clone();
         let ok = self.blocking(move || Ok(hasher(&params).verify_password(password.as_bytes(), phc.as_str()).is_ok())).await?;
         Ok(real && ok)
+    }
+
+    pub fn verifications(&self) -> u64 {
+        self.verifications.load(Ordering::Relaxed)
     }
 
     async fn blocking<T: Send + 'static>(
@@ -87,7 +103,17 @@ pub fn check_policy(password: &str, user_inputs: &[&str]) -> ApiResult<()> {
     if len > MAX_LEN {
         return Err(bad("must be at most 128 characters long"));
     }
-    let estimate = zxcvbn::zxcvbn(password, user_inputs);
+    // The user's details as typed, word by word, joined, and an email's
+    // local part: "Acme Agency" must also catch "acmeagency1".
+    let mut words: Vec<String> = Vec::new();
+    for input in user_inputs {
+        let lower = input.to_lowercase();
+        words.extend(lower.split(|c: char| !c.is_alphanumeric()).filter(|w| w.len() >= 3).map(str::to_owned));
+        words.push(lower.split_whitespace().collect());
+        words.push(lower);
+    }
+    let words: Vec<&str> = words.iter().map(String::as_str).collect();
+    let estimate = zxcvbn::zxcvbn(password, &words);
     if u8::from(estimate.score()) < 2 {
         return Err(bad("is too common or too easy to guess; a few unrelated words make a strong one"));
     }

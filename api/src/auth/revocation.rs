@@ -45,7 +45,7 @@ impl Revocations {
 
     /// Refuses every access token of `user` issued until now.
     pub async fn cut_user(&self, tenant: Uuid, user: Uuid) -> ApiResult<()> {
-        let now = chrono::Utc::now().timestamp_millis().to_string();
+        let now = chrono::Utc::now().timestamp_micros().to_string();
         self.cache.set(&user_cut(tenant, user), now.as_bytes(), self.ttl).await.map_err(unavailable)
     }
 
@@ -54,32 +54,35 @@ impl Revocations {
     }
 
     pub async fn cut_admin(&self, admin: Uuid) -> ApiResult<()> {
-        let now = chrono::Utc::now().timestamp_millis().to_string();
+        let now = chrono::Utc::now().timestamp_micros().to_string();
         self.cache.set(&admin_cut(admin), now.as_bytes(), self.ttl).await.map_err(unavailable)
     }
 
     /// One round trip for both markers.
-    pub async fn check_user(&self, user: &UserPrincipal, issued_ms: i64) -> ApiResult<()> {
+    pub async fn check_user(&self, user: &UserPrincipal, issued_us: i64) -> ApiResult<()> {
         let keys = [user_cut(user.tenant_id, user.user_id), session_mark(user.tenant_id, user.session_id)];
         let found = self.cache.get_many(&keys).await.map_err(unavailable)?;
-        if cut_applies(found.first(), issued_ms) || found.get(1).is_some_and(Option::is_some) {
+        if cut_applies(found.first(), issued_us) || found.get(1).is_some_and(Option::is_some) {
             return Err(ApiError::Unauthenticated);
         }
         Ok(())
     }
 
-    pub async fn check_admin(&self, admin: &AdminPrincipal, issued_ms: i64) -> ApiResult<()> {
+    pub async fn check_admin(&self, admin: &AdminPrincipal, issued_us: i64) -> ApiResult<()> {
         let found = self.cache.get_many(&[admin_cut(admin.admin_id)]).await.map_err(unavailable)?;
-        if cut_applies(found.first(), issued_ms) {
+        if cut_applies(found.first(), issued_us) {
             return Err(ApiError::Unauthenticated);
         }
         Ok(())
     }
 }
 
-fn cut_applies(marker: Option<&Option<Vec<u8>>>, issued_ms: i64) -> bool {
+/// A token issued before the cut is refused. Both instants come from the
+/// same kind of clock, in microseconds; a session started right after the
+/// cut (a password change) is issued after it, so it stands.
+fn cut_applies(marker: Option<&Option<Vec<u8>>>, issued_us: i64) -> bool {
     marker
         .and_then(|m| m.as_deref())
         .and_then(|b| std::str::from_utf8(b).ok()?.parse::<i64>().ok())
-        .is_some_and(|cut| issued_ms <= cut)
+        .is_some_and(|cut| issued_us < cut)
 }

@@ -6,6 +6,7 @@
 //! - one account from anywhere: past the limit each attempt costs a second
 //!   more, never a refusal, so a distributed guess is slowed and the owner can
 //!   still sign in.
+//!
 //! Unknown accounts count the same, so the counters reveal nothing.
 
 use std::{net::IpAddr, sync::Arc, time::Duration};

@@ -28,8 +28,8 @@ pub fn tenant_audience(tenant: Uuid) -> String {
 /// What a verified access token says.
 #[derive(Debug, Clone)]
 pub enum Verified {
-    User { principal: UserPrincipal, issued_ms: i64 },
-    Admin { principal: AdminPrincipal, issued_ms: i64 },
+    User { principal: UserPrincipal, issued_us: i64 },
+    Admin { principal: AdminPrincipal, issued_us: i64 },
 }
 
 #[derive(Debug, Clone)]
@@ -77,8 +77,8 @@ impl Tokens {
             claims.audience(audience)?;
             claims.subject(&subject.to_string())?;
             claims.token_identifier(&Uuid::now_v7().to_string())?;
-            // Millisecond issue time: revocation cuts compare against it.
-            claims.add_additional("ims", now.timestamp_millis())?;
+            // Microsecond issue time: revocation cuts compare against it.
+            claims.add_additional("ius", now.timestamp_micros())?;
             extra(&mut claims)?;
             let (kid, key) = self.keyring.signing();
             let mut footer = Footer::new();
@@ -114,7 +114,7 @@ impl Tokens {
         let str_claim = |name: &str| claims.get_claim(name).and_then(|v| v.as_str());
         let subject = str_claim("sub")?.parse::<Uuid>().ok()?;
         let email = str_claim("email")?.to_owned();
-        let issued_ms = claims.get_claim("ims")?.as_i64()?;
+        let issued_us = claims.get_claim("ius")?.as_i64()?;
         match tenant {
             Some(tenant_id) => {
                 let tid = str_claim("tid")?.parse::<Uuid>().ok()?;
@@ -129,12 +129,12 @@ impl Tokens {
                         email,
                         session_id: str_claim("sid")?.parse().ok()?,
                     },
-                    issued_ms,
+                    issued_us,
                 })
             }
             None => {
                 (str_claim("kind")? == "platform-admin").then_some(())?;
-                Some(Verified::Admin { principal: AdminPrincipal { admin_id: subject, email }, issued_ms })
+                Some(Verified::Admin { principal: AdminPrincipal { admin_id: subject, email }, issued_us })
             }
         }
     }

@@ -42,10 +42,7 @@ pub async fn graphql(req: &Request, Data(state): Data<&AppState>, gql: GraphQLRe
         ));
     }
 
-    let client = ClientInfo {
-        ip: req.remote_addr().as_socket_addr().map(|a| a.ip().to_string()),
-        user_agent: req.header("user-agent").map(str::to_owned),
-    };
+    let client = ClientInfo { ip: client_ip(req, state.settings.server.trust_forwarded_for), user_agent: req.header("user-agent").map(str::to_owned) };
     let mut ctx = RequestContext::new(request_id, resolved, client, &state.db);
     let creds = Credentials { authorization: req.header("authorization"), api_key: req.header("x-api-key") };
     match authenticate(&state.auth, &ctx.resolved, ctx.db().ok().map(|d| d.as_ref()), creds).await {
@@ -69,6 +66,20 @@ pub async fn graphql(req: &Request, Data(state): Data<&AppState>, gql: GraphQLRe
         resp.headers_mut().insert("cache-control", poem::http::HeaderValue::from_static("no-store"));
     }
     resp
+}
+
+/// The client's address: the peer, or behind a trusted proxy the address it
+/// appended last to `X-Forwarded-For`.
+fn client_ip(req: &Request, trust_forwarded_for: bool) -> Option<String> {
+    if trust_forwarded_for
+        && let Some(ip) = req
+            .header("x-forwarded-for")
+            .and_then(|h| h.rsplit(',').next())
+            .and_then(|last| last.trim().parse::<std::net::IpAddr>().ok())
+    {
+        return Some(ip.to_string());
+    }
+    req.remote_addr().as_socket_addr().map(|a| a.ip().to_string())
 }
 
 /// Whether the operation a GET would run is a query. A document that does not

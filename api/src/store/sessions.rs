@@ -73,7 +73,7 @@ pub async fn start(db: &TenantDb, user: Uuid, lifetimes: Lifetimes, client: &Cli
 /// What presenting a refresh token led to.
 #[derive(Debug)]
 pub enum Rotation {
-    Rotated { issued: Issued, user: Uuid },
+    Rotated { issued: Box<Issued>, user: Uuid },
     /// Unknown, expired or revoked: refused, nothing changed.
     Refused,
     /// Spent already: the family was revoked.
@@ -115,7 +115,7 @@ pub async fn rotate(db: &TenantDb, token: &str, lifetimes: Lifetimes, client: &C
         revoke_family(db, row.family_id).await?;
         return Ok(Rotation::Reused { family: row.family_id, user: row.user_id });
     }
-    Ok(Rotation::Rotated { issued, user: row.user_id })
+    Ok(Rotation::Rotated { issued: Box::new(issued), user: row.user_id })
 }
 
 /// Revokes every token of a session.

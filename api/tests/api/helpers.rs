@@ -163,6 +163,8 @@ impl TestAppBuilder {
         let mut settings = Settings { data_dir: dir.path().to_path_buf(), ..Settings::default() };
         settings.server.port = 0;
         settings.server.base_domain = BASE.into();
+        // Lets tests speak from several client addresses.
+        settings.server.trust_forwarded_for = true;
         if self.production {
             settings.server.environment = aggios::config::Environment::Production;
         }
@@ -187,6 +189,10 @@ impl TestAppBuilder {
             settings.storage.s3_secret_access_key = Some(s3.secret_key.into());
         }
         settings.validate().expect("test settings are valid");
+        if self.production {
+            // Production never invents keys: the operator provides them.
+            aggios::auth::keyring::Keyring::generate(&settings.keyring_file()).expect("keyring");
+        }
         let state = AppState::connect(settings.clone()).await.expect("the app starts");
         let client = TestClient::new(http::routes(state.clone()).boxed());
         TestApp { state, client, settings, pg, _dir: dir }
@@ -248,7 +254,15 @@ impl TestApp {
 
     /// POSTs `query` to `/graphql` with `Host: host` and extra headers.
     pub async fn gql_with(&self, host: &str, headers: &[(&str, &str)], query: &str) -> Answer {
-        let mut req = self.client.post("/graphql").header("host", host).body_json(&json!({ "query": query }));
+        self.gql_vars(host, headers, query, json!({})).await
+    }
+
+    pub async fn gql_vars(&self, host: &str, headers: &[(&str, &str)], query: &str, variables: Value) -> Answer {
+        let mut req = self
+            .client
+            .post("/graphql")
+            .header("host", host)
+            .body_json(&json!({ "query": query, "variables": variables }));
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
@@ -270,6 +284,132 @@ pub async fn answer(resp: poem::test::TestResponse) -> Answer {
     let bytes = resp.0.into_body().into_bytes().await.expect("body");
     let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
     Answer { status, headers, body }
+}
+
+pub const PASSWORD: &str = "tundra velvet orbit 42";
+
+pub fn host(sub: &str) -> String {
+    format!("{sub}.{BASE}")
+}
+
+pub const API_HOST: &str = "api.aggios.test";
+
+/// A signed-in user, as sign-up or login returned it.
+#[derive(Debug, Clone)]
+pub struct Signed {
+    pub access: String,
+    pub refresh: String,
+    pub user_id: String,
+    pub tenant_id: String,
+    pub email: String,
+}
+
+impl Signed {
+    fn from_payload(p: &Value) -> Self {
+        let s = |v: &Value| v.as_str().unwrap_or_else(|| panic!("missing in {p}")).to_owned();
+        Self {
+            access: s(&p["accessToken"]),
+            refresh: s(&p["refreshToken"]),
+            user_id: s(&p["user"]["id"]),
+            tenant_id: s(&p["tenant"]["id"]),
+            email: s(&p["user"]["email"]),
+        }
+    }
+}
+
+pub const PAYLOAD: &str = "accessToken refreshToken user { id email role } tenant { id subdomain }";
+
+impl TestApp {
+    pub async fn gql_as(&self, host: &str, token: &str, query: &str) -> Answer {
+        self.gql_with(host, &[("authorization", &format!("Bearer {token}"))], query).await
+    }
+
+    pub async fn gql_as_vars(&self, host: &str, token: &str, query: &str, variables: Value) -> Answer {
+        self.gql_vars(host, &[("authorization", &format!("Bearer {token}"))], query, variables).await
+    }
+
+    /// A new agency `sub` and its owner `owner@{sub}.com`.
+    pub async fn sign_up(&self, sub: &str) -> Signed {
+        let a = self
+            .gql_vars(
+                API_HOST,
+                &[],
+                &format!("mutation($i: SignUpInput!) {{ signUp(input: $i) {{ {PAYLOAD} }} }}"),
+                json!({ "i": {
+                    "agencyName": format!("Agency {sub}"), "subdomain": sub, "email": format!("owner@{sub}.com"),
+                    "password": PASSWORD, "firstName": "Olga", "lastName": "Owner",
+                } }),
+            )
+            .await;
+        Signed::from_payload(&a.body["data"]["signUp"])
+    }
+
+    pub async fn login(&self, sub: &str, email: &str, password: &str) -> Answer {
+        self.gql_vars(
+            &host(sub),
+            &[],
+            &format!("mutation($i: LoginInput!) {{ login(input: $i) {{ {PAYLOAD} }} }}"),
+            json!({ "i": { "email": email, "password": password } }),
+        )
+        .await
+    }
+
+    pub async fn login_ok(&self, sub: &str, email: &str) -> Signed {
+        let a = self.login(sub, email, PASSWORD).await;
+        Signed::from_payload(&a.body["data"]["login"])
+    }
+
+    /// A user of `sub` with `role`, created by its owner, signed in.
+    pub async fn add_user(&self, owner: &Signed, sub: &str, name: &str, role: &str) -> Signed {
+        let email = format!("{name}@{sub}.com");
+        let a = self
+            .gql_as_vars(
+                &host(sub),
+                &owner.access,
+                "mutation($i: CreateUserInput!) { createUser(input: $i) { id } }",
+                json!({ "i": { "email": email, "password": PASSWORD, "firstName": name, "lastName": "Test", "role": role } }),
+            )
+            .await;
+        assert!(a.body["data"]["createUser"]["id"].is_string(), "{:?}", a.body);
+        self.login_ok(sub, &email).await
+    }
+
+    /// An API key of `sub`: (the key, its id).
+    pub async fn api_key(&self, owner: &Signed, sub: &str, scope: &str) -> (String, String) {
+        let a = self
+            .gql_as(
+                &host(sub),
+                &owner.access,
+                &format!("mutation {{ createApiKey(input: {{ name: \"integration\", scope: {scope} }}) {{ secret apiKey {{ id }} }} }}"),
+            )
+            .await;
+        let k = &a.body["data"]["createApiKey"];
+        (k["secret"].as_str().unwrap_or_else(|| panic!("{:?}", a.body)).to_owned(), k["apiKey"]["id"].as_str().unwrap().to_owned())
+    }
+
+    /// A platform administrator, signed in: their access token.
+    pub async fn platform_admin(&self) -> String {
+        let email = format!("root-{}@aggios.test", uuid::Uuid::now_v7().simple());
+        let hash = self.state.auth.passwords.hash(PASSWORD).await.unwrap();
+        aggios::store::platform::create_admin(self.state.db.platform(), email.clone(), hash).await.unwrap();
+        let a = self
+            .gql_vars(
+                API_HOST,
+                &[],
+                "mutation($e: String!, $p: String!) { platformLogin(email: $e, password: $p) { accessToken } }",
+                json!({ "e": email, "p": PASSWORD }),
+            )
+            .await;
+        a.body["data"]["platformLogin"]["accessToken"].as_str().unwrap_or_else(|| panic!("{:?}", a.body)).to_owned()
+    }
+
+    /// Another instance of the same deployment: same database, Redis, keys.
+    pub async fn second_instance(&self) -> TestApp {
+        let state = AppState::connect(self.settings.clone()).await.expect("the second instance starts");
+        let client = TestClient::new(http::routes(state.clone()).boxed());
+        let dir = tempfile::tempdir().expect("temp dir");
+        TestApp { state, client, settings: self.settings.clone(), pg: self.pg.clone(), _dir: dir }
+    }
 }
 
 /// A free loopback port (bound, read, released).

@@ -4,9 +4,11 @@
 //! (SeaweedFS) servers, started by `scripts/test.sh`; the core also runs on
 //! the embedded SQLite default.
 
+mod authz_matrix;
 mod cli;
 mod graphql_http;
 mod health;
+mod identity;
 mod helpers;
 mod logging;
 mod migrations;
@@ -15,3 +17,4 @@ mod request_id;
 mod rls;
 mod schema;
 mod tenancy;
+mod tokens;
