@@ -139,3 +139,31 @@ async fn migrate_up_status_and_down_work_on_the_embedded_default() {
     let down = run(&["migrate", "status"]).await;
     assert!(down.lines().all(|l| l.starts_with("Pending")), "{down}");
 }
+
+#[tokio::test]
+async fn keys_and_platform_admins_are_managed_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &'static [&'static str], stdin: &'static str| {
+        let mut cmd = aggios();
+        cmd.current_dir(dir.path()).args(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        async move {
+            let mut child = cmd.spawn().unwrap();
+            child.stdin.take().unwrap().write_all(stdin.as_bytes()).await.unwrap();
+            let out = child.wait_with_output().await.unwrap();
+            (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr))
+        }
+    };
+    let (ok, out) = run(&["keys", "generate"], "").await;
+    assert!(ok && out.contains("k4.pid."), "{out}");
+    let (ok, out) = run(&["keys", "generate"], "").await;
+    assert!(!ok && out.contains("rotate"), "generate must not overwrite: {out}");
+    let (ok, out) = run(&["keys", "rotate"], "").await;
+    assert!(ok && out.contains("k4.pid."), "{out}");
+    let keys: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("data/keys/keyring.json")).unwrap()).unwrap();
+    assert_eq!(keys["keys"].as_array().unwrap().len(), 2);
+
+    let (ok, out) = run(&["platform-admin", "create", "--email", "Root@Aggios.test"], "tundra velvet orbit 42\n").await;
+    assert!(ok && out.contains("root@aggios.test"), "{out}");
+    let (ok, out) = run(&["platform-admin", "create", "--email", "weak@aggios.test"], "password\n").await;
+    assert!(!ok && out.contains("password"), "{out}");
+}
