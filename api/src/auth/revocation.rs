@@ -1,8 +1,9 @@
 //! Ending access at once, on every replica: access tokens are short-lived but
-//! not revocable by themselves, so each request checks two markers in the
-//! shared cache — a per-user cut (tokens issued up to then are refused: logout
-//! everywhere, password change, deactivation) and a per-session mark (logout,
-//! session revoked, refresh reuse). Markers live as long as a token could.
+//! not revocable by themselves, so each request checks markers in the shared
+//! cache — a per-user cut (tokens issued up to then are refused: logout
+//! everywhere, password change, deactivation), a per-tenant cut (the tenant
+//! was deactivated) and a per-session mark (logout, session revoked, refresh
+//! reuse). Markers live as long as a token could.
 
 use std::{sync::Arc, time::Duration};
 
@@ -28,6 +29,10 @@ fn session_mark(tenant: Uuid, session: Uuid) -> String {
     cache::tenant_key(tenant, "auth-session-revoked", &session.to_string())
 }
 
+fn tenant_cut(tenant: Uuid) -> String {
+    cache::tenant_key(tenant, "auth-tenant-cut", "all")
+}
+
 fn admin_cut(admin: Uuid) -> String {
     cache::platform_key("auth-admin-cut", &admin.to_string())
 }
@@ -49,6 +54,13 @@ impl Revocations {
         self.cache.set(&user_cut(tenant, user), now.as_bytes(), self.ttl).await.map_err(unavailable)
     }
 
+    /// Refuses every access token of every user of `tenant` issued until now
+    /// (the tenant was deactivated: reactivating it must not revive them).
+    pub async fn cut_tenant(&self, tenant: Uuid) -> ApiResult<()> {
+        let now = chrono::Utc::now().timestamp_micros().to_string();
+        self.cache.set(&tenant_cut(tenant), now.as_bytes(), self.ttl).await.map_err(unavailable)
+    }
+
     pub async fn revoke_session(&self, tenant: Uuid, session: Uuid) -> ApiResult<()> {
         self.cache.set(&session_mark(tenant, session), b"1", self.ttl).await.map_err(unavailable)
     }
@@ -58,11 +70,18 @@ impl Revocations {
         self.cache.set(&admin_cut(admin), now.as_bytes(), self.ttl).await.map_err(unavailable)
     }
 
-    /// One round trip for both markers.
+    /// One round trip for the three markers.
     pub async fn check_user(&self, user: &UserPrincipal, issued_us: i64) -> ApiResult<()> {
-        let keys = [user_cut(user.tenant_id, user.user_id), session_mark(user.tenant_id, user.session_id)];
+        let keys = [
+            user_cut(user.tenant_id, user.user_id),
+            session_mark(user.tenant_id, user.session_id),
+            tenant_cut(user.tenant_id),
+        ];
         let found = self.cache.get_many(&keys).await.map_err(unavailable)?;
-        if cut_applies(found.first(), issued_us) || found.get(1).is_some_and(Option::is_some) {
+        if cut_applies(found.first(), issued_us)
+            || found.get(1).is_some_and(Option::is_some)
+            || cut_applies(found.get(2), issued_us)
+        {
             return Err(ApiError::Unauthenticated);
         }
         Ok(())

@@ -122,6 +122,16 @@ impl Database {
     }
 }
 
+/// A unique-constraint violation is the caller's conflict (`message`);
+/// anything else is internal.
+pub(crate) fn conflict_on_unique(err: DbErr, message: &str) -> crate::error::ApiError {
+    if matches!(err.sql_err(), Some(sea_orm::SqlErr::UniqueConstraintViolation(_))) {
+        crate::error::ApiError::Conflict(message.to_owned())
+    } else {
+        err.into()
+    }
+}
+
 /// One plain connection up front, so a missing role or a refused login is
 /// reported as such (the pool would only say it timed out).
 async fn check_runtime_role(url: &str, role: &str) -> anyhow::Result<()> {

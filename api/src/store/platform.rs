@@ -5,7 +5,6 @@ use chrono::Utc;
 use entity::{platform_admins, tenants};
 use sea_orm::{
     ActiveModelTrait as _, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder as _,
-    SqlErr,
 };
 use uuid::Uuid;
 
@@ -13,7 +12,7 @@ use crate::error::{ApiError, ApiResult};
 
 pub async fn create_admin(conn: &impl ConnectionTrait, email: String, password_hash: String) -> ApiResult<platform_admins::Model> {
     let now = Utc::now();
-    match platform_admins::Entity::insert(platform_admins::ActiveModel {
+    platform_admins::Entity::insert(platform_admins::ActiveModel {
         id: Set(Uuid::now_v7()),
         email: Set(email),
         password_hash: Set(password_hash),
@@ -23,13 +22,7 @@ pub async fn create_admin(conn: &impl ConnectionTrait, email: String, password_h
     })
     .exec_with_returning(conn)
     .await
-    {
-        Ok(m) => Ok(m),
-        Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
-            Err(ApiError::Conflict("a platform administrator with this email exists already".into()))
-        }
-        Err(e) => Err(e.into()),
-    }
+    .map_err(|e| super::conflict_on_unique(e, "a platform administrator with this email exists already"))
 }
 
 pub async fn admin_by_email(conn: &impl ConnectionTrait, email: &str) -> ApiResult<Option<platform_admins::Model>> {

@@ -118,16 +118,21 @@ pub async fn rotate(db: &TenantDb, token: &str, lifetimes: Lifetimes, client: &C
     Ok(Rotation::Rotated { issued: Box::new(issued), user: row.user_id })
 }
 
-/// Revokes every token of a session.
-pub async fn revoke_family(db: &TenantDb, family: Uuid) -> ApiResult<u64> {
+/// Revokes the live tokens of `db`'s tenant that `which` selects.
+async fn revoke_where(db: &TenantDb, which: sea_orm::sea_query::SimpleExpr) -> ApiResult<u64> {
     Ok(rt::Entity::update_many()
         .col_expr(rt::Column::RevokedAt, Expr::value(Utc::now()))
         .filter(rt::Column::TenantId.eq(db.tenant()))
-        .filter(rt::Column::FamilyId.eq(family))
         .filter(rt::Column::RevokedAt.is_null())
+        .filter(which)
         .exec(db)
         .await?
         .rows_affected)
+}
+
+/// Revokes every token of a session.
+pub async fn revoke_family(db: &TenantDb, family: Uuid) -> ApiResult<u64> {
+    revoke_where(db, rt::Column::FamilyId.eq(family)).await
 }
 
 /// Revokes a session of `user`; `false` when it is not theirs or not live.
@@ -144,14 +149,7 @@ pub async fn revoke_user_session(db: &TenantDb, user: Uuid, family: Uuid) -> Api
 
 /// Revokes every session of `user`.
 pub async fn revoke_all(db: &TenantDb, user: Uuid) -> ApiResult<u64> {
-    Ok(rt::Entity::update_many()
-        .col_expr(rt::Column::RevokedAt, Expr::value(Utc::now()))
-        .filter(rt::Column::TenantId.eq(db.tenant()))
-        .filter(rt::Column::UserId.eq(user))
-        .filter(rt::Column::RevokedAt.is_null())
-        .exec(db)
-        .await?
-        .rows_affected)
+    revoke_where(db, rt::Column::UserId.eq(user)).await
 }
 
 /// The live sessions of `user`: the current token of each family.
@@ -167,4 +165,9 @@ pub async fn live(db: &TenantDb, user: Uuid) -> ApiResult<Vec<rt::Model>> {
         .order_by_desc(rt::Column::LastUsedAt)
         .all(db)
         .await?)
+}
+
+/// Revokes every session of every user of `db`'s tenant.
+pub async fn revoke_tenant(db: &TenantDb) -> ApiResult<u64> {
+    revoke_where(db, Expr::value(true)).await
 }

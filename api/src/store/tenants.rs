@@ -4,7 +4,7 @@
 
 use chrono::Utc;
 use entity::tenants;
-use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, SqlErr};
+use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 use uuid::Uuid;
 
 use crate::error::{ApiError, ApiResult};
@@ -80,13 +80,10 @@ pub async fn create(conn: &impl ConnectionTrait, id: Uuid, new: NewTenant) -> Ap
         created_at: Set(now),
         updated_at: Set(now),
     };
-    match tenants::Entity::insert(model).exec_with_returning(conn).await {
-        Ok(model) => Ok(model),
-        Err(err) if matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
-            Err(ApiError::Conflict("that subdomain or custom domain is already taken".into()))
-        }
-        Err(err) => Err(err.into()),
-    }
+    tenants::Entity::insert(model)
+        .exec_with_returning(conn)
+        .await
+        .map_err(|e| super::conflict_on_unique(e, "that subdomain or custom domain is already taken"))
 }
 
 pub async fn by_subdomain(conn: &impl ConnectionTrait, subdomain: &str) -> ApiResult<Option<tenants::Model>> {

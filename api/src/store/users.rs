@@ -5,7 +5,7 @@ use chrono::Utc;
 use entity::users;
 use sea_orm::{
     ActiveModelTrait as _, ActiveValue::Set, ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder as _,
-    QuerySelect as _, SqlErr,
+    QuerySelect as _,
 };
 use uuid::Uuid;
 
@@ -14,6 +14,8 @@ use crate::{
     auth::Role,
     error::{ApiError, ApiResult},
 };
+
+const EMAIL_TAKEN: &str = "a user with this email already exists in this agency";
 
 #[derive(Debug, Clone)]
 pub struct NewUser {
@@ -62,13 +64,7 @@ pub async fn create(db: &TenantDb, new: NewUser) -> ApiResult<users::Model> {
         created_at: Set(now),
         updated_at: Set(now),
     };
-    match users::Entity::insert(model).exec_with_returning(db).await {
-        Ok(m) => Ok(m),
-        Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
-            Err(ApiError::Conflict("a user with this email already exists in this agency".into()))
-        }
-        Err(e) => Err(e.into()),
-    }
+    users::Entity::insert(model).exec_with_returning(db).await.map_err(|e| super::conflict_on_unique(e, EMAIL_TAKEN))
 }
 
 pub async fn by_id(db: &TenantDb, id: Uuid) -> ApiResult<Option<users::Model>> {
@@ -119,11 +115,5 @@ pub async fn lock_active_owners(db: &TenantDb) -> ApiResult<Vec<Uuid>> {
 
 pub async fn save(db: &TenantDb, mut model: users::ActiveModel) -> ApiResult<users::Model> {
     model.updated_at = Set(Utc::now());
-    match model.update(db).await {
-        Ok(m) => Ok(m),
-        Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
-            Err(ApiError::Conflict("a user with this email already exists in this agency".into()))
-        }
-        Err(e) => Err(e.into()),
-    }
+    model.update(db).await.map_err(|e| super::conflict_on_unique(e, EMAIL_TAKEN))
 }

@@ -232,7 +232,11 @@ async fn deactivation_ends_access_on_the_very_next_request_on_every_instance() {
     let refused = one.gql_as(&h, &fresh.access, ME).await;
     assert_eq!((refused.status, refused.code()), (403, Some("TENANT_INACTIVE")));
     two.gql_as(API_HOST, &admin, &format!("mutation {{ reactivateTenant(id: \"{}\") {{ id }} }}", owner.tenant_id)).await;
-    assert_eq!(one.gql_as(&h, &fresh.access, ME).await.status, 200);
+    // Reactivation does not revive the sessions the deactivation ended.
+    assert_eq!(one.gql_as(&h, &fresh.access, ME).await.status, 401);
+    assert_eq!(one.gql_vars(&h, &[], REFRESH, json!({ "t": fresh.refresh })).await.code(), Some("UNAUTHENTICATED"));
+    let again = one.login_ok("acme", "owner@acme.com").await;
+    assert_eq!(two.gql_as(&h, &again.access, ME).await.status, 200);
 }
 
 on_both_backends! {
@@ -300,7 +304,8 @@ on_both_backends! {
         app.gql_as(API_HOST, &admin, &format!("mutation {{ deactivateTenant(id: \"{}\") {{ id }} }}", acme.tenant_id)).await;
         assert_eq!(app.gql(&host("acme"), "{ tenant { id } }").await.code(), Some("TENANT_INACTIVE"));
         app.gql_as(API_HOST, &admin, &format!("mutation {{ reactivateTenant(id: \"{}\") {{ id }} }}", acme.tenant_id)).await;
-        assert_eq!(app.gql_as(&host("acme"), &acme.access, ME).await.status, 200);
+        assert_eq!(app.gql(&host("acme"), "{ tenant { id } }").await.status, 200);
+        assert_eq!(app.gql_as(&host("acme"), &acme.access, ME).await.status, 401, "sessions ended with the deactivation");
         // An administrator's token means nothing on a tenant's host.
         assert_eq!(app.gql_as(&host("acme"), &admin, "{ tenant { id } }").await.status, 401);
     }

@@ -17,6 +17,15 @@ async fn set_active(ctx: &Context<'_>, id: ID, active: bool) -> async_graphql::R
     let s = state(ctx)?;
     let id = parse_id(&id, "tenant")?;
     let model = store::platform::set_tenant_active(s.db.platform(), id, active).await?;
+    if !active {
+        // End every session of the agency, not only pause them: reactivating
+        // it must not bring old tokens back.
+        let db = s.db.scoped(id);
+        let ended = store::sessions::revoke_tenant(&db).await;
+        db.finish(ended.is_ok()).await?;
+        ended?;
+        s.auth.revocations.cut_tenant(id).await?;
+    }
     // Every replica resolves hosts through the shared cache: dropping the
     // entry makes the change apply from the next request on.
     s.tenants.forget(&crate::tenancy::Tenant::from(model.clone())).await;
