@@ -3,7 +3,11 @@
 //! `api/src/graphql/types`).
 
 pub mod api_keys;
+pub mod audit_events;
+pub mod clients;
+pub mod documents;
 pub mod platform_admins;
+pub mod projects;
 pub mod refresh_tokens;
 pub mod tenants;
 pub mod users;

@@ -2,6 +2,7 @@
 //! merged. Resolvers translate arguments, call `store`, and map models to
 //! GraphQL types; nothing else.
 
+mod connection;
 mod guards;
 pub mod loaders;
 mod mutation;

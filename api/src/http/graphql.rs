@@ -65,6 +65,13 @@ pub async fn graphql(req: &Request, Data(state): Data<&AppState>, gql: GraphQLRe
     if resp.status() == StatusCode::OK {
         resp.headers_mut().insert("cache-control", poem::http::HeaderValue::from_static("no-store"));
     }
+    // Development only: how many SQL statements the request ran through its
+    // tenant handle (tests use it to prove batching; production hides it).
+    if !state.settings.is_production()
+        && let Ok(db) = ctx.db()
+    {
+        resp.headers_mut().insert("x-aggios-sql-statements", poem::http::HeaderValue::from(db.statement_count()));
+    }
     resp
 }
 

@@ -5,12 +5,18 @@
 //! handle that scopes every statement to one tenant.
 
 pub mod api_keys;
+pub mod audit;
+pub mod clients;
+pub mod documents;
 pub mod logins;
+pub mod page;
 pub mod platform;
+pub mod projects;
 pub mod scoped;
 pub mod sessions;
 pub mod tenants;
 pub mod users;
+pub mod validate;
 
 use std::{str::FromStr, time::Duration};
 
@@ -120,6 +126,51 @@ impl Database {
     pub async fn close(&self) {
         let _ = self.platform().close_by_ref().await;
     }
+}
+
+/// `col` contains `text`, case-insensitively and the same on both backends
+/// (`LOWER(col) LIKE '%text%' ESCAPE '\\'`, the caller's `%` and `_` literal).
+pub(crate) fn contains(col: impl sea_orm::sea_query::IntoColumnRef, text: &str) -> sea_orm::sea_query::SimpleExpr {
+    use sea_orm::sea_query::{Expr, ExprTrait as _, Func, LikeExpr};
+    let escaped = text.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+    Expr::expr(Func::lower(Expr::col(col))).like(LikeExpr::new(format!("%{escaped}%")).escape('\\'))
+}
+
+/// The first `n` rows (by id) of each parent in `parents`, one statement:
+/// `ROW_NUMBER() OVER (PARTITION BY parent ORDER BY id)` in a subquery.
+pub(crate) async fn first_per_parent<E>(
+    db: &TenantDb,
+    tenant_col: E::Column,
+    parent_col: E::Column,
+    id_col: E::Column,
+    parents: &[Uuid],
+    n: u64,
+) -> Result<Vec<E::Model>, DbErr>
+where
+    E: sea_orm::EntityTrait,
+{
+    use sea_orm::{
+        ConnectionTrait as _,
+        sea_query::{Alias, Asterisk, Expr, ExprTrait as _, Order, Query, WindowStatement},
+    };
+    let mut window = WindowStatement::partition_by(parent_col);
+    window.order_by(id_col, Order::Asc);
+    let inner = Query::select()
+        .column(Asterisk)
+        .expr_window_as(Expr::cust("ROW_NUMBER()"), window, Alias::new("rn"))
+        .from(E::default())
+        .and_where(Expr::col(tenant_col).eq(db.tenant()))
+        .and_where(Expr::col(parent_col).is_in(parents.iter().copied()))
+        .to_owned();
+    let outer = Query::select()
+        .column(Asterisk)
+        .from_subquery(inner, Alias::new("ranked"))
+        .and_where(Expr::col(Alias::new("rn")).lte(n))
+        .order_by(parent_col, Order::Asc)
+        .order_by(id_col, Order::Asc)
+        .to_owned();
+    let stmt = db.get_database_backend().build(&outer);
+    E::find().from_raw_sql(stmt).all(db).await
 }
 
 /// A unique-constraint violation is the caller's conflict (`message`);

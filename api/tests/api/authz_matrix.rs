@@ -64,6 +64,10 @@ fn rules() -> Vec<Rule> {
     let admin_only = [UNAUTH, FORBID, OK, OK, FORBID, FORBID, UNAUTH, UNAUTH];
     let platform = [UNAUTH, UNAUTH, UNAUTH, UNAUTH, "TENANT_REQUIRED", "TENANT_REQUIRED", UNAUTH, OK];
     let public_on_api = ON_API_HOST_AS;
+    let domain_read = [UNAUTH, OK, OK, OK, OK, OK, UNAUTH, UNAUTH];
+    let domain_write = [UNAUTH, OK, OK, OK, FORBID, OK, UNAUTH, UNAUTH];
+    // Deleting twice: the first allowed caller deletes, later ones find nothing.
+    let domain_delete = [UNAUTH, FORBID, OK, "NOT_FOUND", FORBID, "NOT_FOUND", UNAUTH, UNAUTH];
     vec![
         Rule { field: "tenant", at: Where::Tenant, op: "{ tenant { id } }", expect: [OK, OK, OK, OK, OK, OK, UNAUTH, UNAUTH] },
         Rule { field: "me", at: Where::Tenant, op: "{ me { id } }", expect: signed_in },
@@ -71,6 +75,27 @@ fn rules() -> Vec<Rule> {
         Rule { field: "users", at: Where::Tenant, op: "{ users { id } }", expect: user_read },
         Rule { field: "user", at: Where::Tenant, op: "{ user(id: \"{victim}\") { id } }", expect: user_read },
         Rule { field: "apiKeys", at: Where::Tenant, op: "{ apiKeys { id } }", expect: admin_only },
+        Rule { field: "clients", at: Where::Tenant, op: "{ clients { edges { node { id } } } }", expect: domain_read },
+        Rule { field: "client", at: Where::Tenant, op: "{ client(id: \"{client}\") { id } }", expect: domain_read },
+        Rule { field: "projects", at: Where::Tenant, op: "{ projects { edges { node { id } } } }", expect: domain_read },
+        Rule { field: "project", at: Where::Tenant, op: "{ project(id: \"{project}\") { id } }", expect: domain_read },
+        Rule { field: "documents", at: Where::Tenant, op: "{ documents { edges { node { id } } } }", expect: domain_read },
+        Rule { field: "document", at: Where::Tenant, op: "{ document(id: \"{document}\") { id } }", expect: domain_read },
+        Rule { field: "auditEvents", at: Where::Tenant, op: "{ auditEvents { edges { node { id } } } }", expect: admin_only },
+        Rule { field: "createClient", at: Where::Tenant, op: "mutation { createClient(input: { name: \"C{n}\" }) { id } }", expect: domain_write },
+        Rule { field: "updateClient", at: Where::Tenant, op: "mutation { updateClient(id: \"{client}\", input: { name: \"C{n}\" }) { id } }", expect: domain_write },
+        Rule { field: "deleteClient", at: Where::Tenant, op: "mutation { deleteClient(id: \"{spare_client}\") }", expect: domain_delete },
+        Rule { field: "createProject", at: Where::Tenant, op: "mutation { createProject(input: { clientId: \"{client}\", name: \"P{n}\" }) { id } }", expect: domain_write },
+        Rule { field: "updateProject", at: Where::Tenant, op: "mutation { updateProject(id: \"{project}\", input: { status: ACTIVE }) { id } }", expect: domain_write },
+        Rule { field: "deleteProject", at: Where::Tenant, op: "mutation { deleteProject(id: \"{spare_project}\") }", expect: domain_delete },
+        Rule {
+            field: "createDocument",
+            at: Where::Tenant,
+            op: "mutation { createDocument(input: { projectId: \"{project}\", name: \"d{n}.pdf\", contentType: \"application/pdf\", sizeBytes: 1, checksumSha256: \"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\" }) { id } }",
+            expect: domain_write,
+        },
+        Rule { field: "updateDocument", at: Where::Tenant, op: "mutation { updateDocument(id: \"{document}\", input: { name: \"r{n}.pdf\" }) { id } }", expect: domain_write },
+        Rule { field: "deleteDocument", at: Where::Tenant, op: "mutation { deleteDocument(id: \"{spare_document}\") }", expect: domain_delete },
         Rule { field: "platformTenants", at: Where::Api, op: "{ platformTenants { id } }", expect: platform },
         Rule {
             field: "signUp",
@@ -171,6 +196,8 @@ struct World {
     spare_key: String,
     spare_tenant: String,
     admin_email: String,
+    /// Domain rows of `acme`: ids to read and change, and spares to delete.
+    ids: Vec<(&'static str, String)>,
 }
 
 async fn world(backend: Backend) -> World {
@@ -185,6 +212,18 @@ async fn world(backend: Backend) -> World {
     let other = app.sign_up("globex").await;
     let spare = app.sign_up("spare").await;
     let platform = app.platform_admin().await;
+    let mut ids = Vec::new();
+    for (name, kind) in [("{client}", "client"), ("{spare_client}", "client")] {
+        ids.push((name, create(&app, &owner, kind, None).await));
+    }
+    let client = ids[0].1.clone();
+    for (name, kind) in [("{project}", "project"), ("{spare_project}", "project")] {
+        ids.push((name, create(&app, &owner, kind, Some(&client)).await));
+    }
+    let project = ids[2].1.clone();
+    for (name, kind) in [("{document}", "document"), ("{spare_document}", "document")] {
+        ids.push((name, create(&app, &owner, kind, Some(&project)).await));
+    }
     let bearer = |t: &str| Some(("authorization", format!("Bearer {t}")));
     World {
         credentials: vec![
@@ -201,8 +240,26 @@ async fn world(backend: Backend) -> World {
         spare_key,
         spare_tenant: spare.tenant_id,
         admin_email: "nobody@aggios.test".into(),
+        ids,
         app,
     }
+}
+
+/// A client, project (of `parent`) or document (of project `parent`).
+async fn create(app: &TestApp, owner: &Signed, kind: &str, parent: Option<&str>) -> String {
+    let op = match kind {
+        "client" => "mutation { createClient(input: { name: \"Globo\" }) { id } }".to_owned(),
+        "project" => format!("mutation {{ createProject(input: {{ clientId: \"{}\", name: \"Site\" }}) {{ id }} }}", parent.unwrap_or_default()),
+        _ => format!(
+            "mutation {{ createDocument(input: {{ projectId: \"{}\", name: \"brief.pdf\", contentType: \"application/pdf\", sizeBytes: 10, checksumSha256: \"{}\" }}) {{ id }} }}",
+            parent.unwrap_or_default(),
+            "b".repeat(64)
+        ),
+    };
+    let a = app.gql_as(&host("acme"), &owner.access, &op).await;
+    let data = &a.body["data"];
+    let id = data.as_object().and_then(|o| o.values().next()).map(|v| v["id"].clone());
+    id.and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_else(|| panic!("creating a {kind}: {:?}", a.body))
 }
 
 async fn walk(backend: Backend) {
@@ -217,6 +274,7 @@ async fn walk(backend: Backend) {
                 .replace("{spare_key}", &w.spare_key)
                 .replace("{spare_tenant}", &w.spare_tenant)
                 .replace("{admin_email}", &w.admin_email);
+            let op = w.ids.iter().fold(op, |op, (name, id)| op.replace(name, id));
             let host = match rule.at {
                 Where::Tenant => host("acme"),
                 Where::Api => API_HOST.to_owned(),

@@ -6,6 +6,7 @@
 
 mod authz_matrix;
 mod cli;
+mod domain;
 mod graphql_http;
 mod health;
 mod identity;

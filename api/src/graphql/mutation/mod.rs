@@ -2,8 +2,15 @@
 
 mod api_keys;
 mod auth;
+mod domain;
 mod platform;
 mod users;
 
 #[derive(async_graphql::MergedObject, Default)]
-pub struct Mutation(auth::AuthMutation, users::UserMutation, api_keys::ApiKeyMutation, platform::PlatformMutation);
+pub struct Mutation(
+    auth::AuthMutation,
+    users::UserMutation,
+    api_keys::ApiKeyMutation,
+    domain::DomainMutation,
+    platform::PlatformMutation,
+);

@@ -1,8 +1,9 @@
 //! The query root, merged from one object per domain.
 
+mod domain;
 mod identity;
 mod platform;
 mod tenant;
 
 #[derive(async_graphql::MergedObject, Default)]
-pub struct Query(tenant::TenantQuery, identity::IdentityQuery, platform::PlatformQuery);
+pub struct Query(tenant::TenantQuery, identity::IdentityQuery, domain::DomainQuery, platform::PlatformQuery);

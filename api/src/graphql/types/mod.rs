@@ -2,11 +2,17 @@
 
 mod api_key;
 mod auth;
+mod domain;
 mod session;
 mod tenant;
 mod user;
 
 pub use api_key::{ApiKey, CreateApiKeyInput, CreatedApiKey};
+pub use domain::{
+    AuditEvent, AuditEventFilter, Client, ClientFilter, ClientStatus, CreateClientInput, CreateDocumentInput,
+    CreateProjectInput, Document, DocumentFilter, Project, ProjectFilter, ProjectStatus, UpdateClientInput,
+    UpdateDocumentInput, UpdateProjectInput, enum_name,
+};
 pub use auth::{AuthPayload, ChangePasswordInput, LoginInput, PlatformAuthPayload, SignUpInput};
 pub use session::Session;
 pub use tenant::Tenant;

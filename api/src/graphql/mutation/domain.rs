@@ -1,0 +1,245 @@
+use async_graphql::{Context, ID, MaybeUndefined, Object};
+use sea_orm::ActiveValue::Set;
+use serde_json::{Map, Value, json};
+
+use crate::{
+    auth::{Role, Scope},
+    error::{ApiError, ApiResult},
+    graphql::{
+        guards::{KeyScope, RoleAtLeast},
+        parse_id, request,
+        types::{
+            Client, CreateClientInput, CreateDocumentInput, CreateProjectInput, Document, Project, UpdateClientInput,
+            UpdateDocumentInput, UpdateProjectInput, enum_name,
+        },
+    },
+    store::{self, audit::Event, validate},
+    tenancy::RequestContext,
+};
+
+/// Writes the audit event through the request's transaction: it commits
+/// with the change or not at all.
+async fn audit(r: &RequestContext, action: &str, target_type: &str, target: uuid::Uuid, changes: Option<Value>) -> ApiResult<()> {
+    store::audit::record(
+        r.db()?,
+        &r.principal,
+        &r.request_id,
+        Event { action, target_type, target_id: Some(target), changes },
+    )
+    .await
+}
+
+/// `{ field: value }` of what an update set.
+#[derive(Default)]
+struct Changes(Map<String, Value>);
+
+impl Changes {
+    fn add(&mut self, field: &str, value: impl Into<Value>) {
+        self.0.insert(field.into(), value.into());
+    }
+
+    fn into_value(self) -> Option<Value> {
+        (!self.0.is_empty()).then_some(Value::Object(self.0))
+    }
+}
+
+/// An optional text field of an update: absent keeps, null or "" clears.
+fn maybe_text(
+    field: &'static str,
+    v: MaybeUndefined<String>,
+    check: impl Fn(Option<&str>) -> ApiResult<Option<String>>,
+) -> ApiResult<Option<Option<String>>> {
+    match v {
+        MaybeUndefined::Undefined => Ok(None),
+        MaybeUndefined::Null => Ok(Some(None)),
+        MaybeUndefined::Value(s) => check(Some(&s)).map(Some),
+    }
+    .map_err(|e| match e {
+        ApiError::BadUserInput { message, .. } => ApiError::BadUserInput { field, message },
+        other => other,
+    })
+}
+
+#[derive(Default)]
+pub struct DomainMutation;
+
+#[Object]
+impl DomainMutation {
+    #[graphql(guard = "RoleAtLeast(Role::Member).or(KeyScope(Scope::ReadWrite))")]
+    async fn create_client(&self, ctx: &Context<'_>, input: CreateClientInput) -> async_graphql::Result<Client> {
+        let r = request(ctx)?;
+        let model = entity::clients::ActiveModel {
+            name: Set(validate::text("name", &input.name, 200, false)?),
+            email: Set(validate::optional_email(input.email.as_deref())?),
+            phone: Set(validate::optional_phone(input.phone.as_deref())?),
+            status: Set(enum_name(input.status).into()),
+            notes: Set(validate::optional_text("notes", input.notes.as_deref(), 10_000, true)?),
+            ..Default::default()
+        };
+        let client = store::clients::create(r.db()?, model, r.principal.actor().0).await?;
+        let changes = json!({ "name": client.name, "email": client.email, "phone": client.phone, "status": client.status });
+        audit(r, "client.create", "client", client.id, Some(changes)).await?;
+        Ok(client.into())
+    }
+
+    #[graphql(guard = "RoleAtLeast(Role::Member).or(KeyScope(Scope::ReadWrite))")]
+    async fn update_client(&self, ctx: &Context<'_>, id: ID, input: UpdateClientInput) -> async_graphql::Result<Client> {
+        let r = request(ctx)?;
+        let db = r.db()?;
+        let id = parse_id(&id, "client")?;
+        let current = store::clients::by_id(db, id).await?.ok_or(ApiError::NotFound("client"))?;
+        let mut model: entity::clients::ActiveModel = current.into();
+        let mut changes = Changes::default();
+        if let Some(name) = input.name {
+            let name = validate::text("name", &name, 200, false)?;
+            changes.add("name", name.clone());
+            model.name = Set(name);
+        }
+        if let Some(email) = maybe_text("email", input.email, validate::optional_email)? {
+            changes.add("email", email.clone());
+            model.email = Set(email);
+        }
+        if let Some(phone) = maybe_text("phone", input.phone, validate::optional_phone)? {
+            changes.add("phone", phone.clone());
+            model.phone = Set(phone);
+        }
+        if let Some(status) = input.status {
+            changes.add("status", enum_name(status));
+            model.status = Set(enum_name(status).into());
+        }
+        if let Some(notes) = maybe_text("notes", input.notes, |v| validate::optional_text("notes", v, 10_000, true))? {
+            changes.add("notes", notes.clone());
+            model.notes = Set(notes);
+        }
+        let client = store::clients::update(db, model).await?;
+        audit(r, "client.update", "client", client.id, changes.into_value()).await?;
+        Ok(client.into())
+    }
+
+    /// Deletes a client. One with projects or documents is a `CONFLICT`
+    /// unless `cascade` is true, which deletes those too.
+    #[graphql(guard = "RoleAtLeast(Role::Admin).or(KeyScope(Scope::ReadWrite))")]
+    async fn delete_client(&self, ctx: &Context<'_>, id: ID, #[graphql(default = false)] cascade: bool) -> async_graphql::Result<bool> {
+        let r = request(ctx)?;
+        let id = parse_id(&id, "client")?;
+        if !store::clients::delete(r.db()?, id, cascade).await? {
+            return Err(ApiError::NotFound("client").into());
+        }
+        audit(r, "client.delete", "client", id, Some(json!({ "cascade": cascade }))).await?;
+        Ok(true)
+    }
+
+    #[graphql(guard = "RoleAtLeast(Role::Member).or(KeyScope(Scope::ReadWrite))")]
+    async fn create_project(&self, ctx: &Context<'_>, input: CreateProjectInput) -> async_graphql::Result<Project> {
+        let r = request(ctx)?;
+        let client = parse_id(&input.client_id, "client")?;
+        let model = entity::projects::ActiveModel {
+            name: Set(validate::text("name", &input.name, 200, false)?),
+            description: Set(validate::optional_text("description", input.description.as_deref(), 10_000, true)?),
+            status: Set(enum_name(input.status).into()),
+            due_date: Set(input.due_date),
+            ..Default::default()
+        };
+        let project = store::projects::create(r.db()?, model, client, r.principal.actor().0).await?;
+        let changes = json!({ "name": project.name, "clientId": project.client_id, "status": project.status, "dueDate": project.due_date });
+        audit(r, "project.create", "project", project.id, Some(changes)).await?;
+        Ok(project.into())
+    }
+
+    #[graphql(guard = "RoleAtLeast(Role::Member).or(KeyScope(Scope::ReadWrite))")]
+    async fn update_project(&self, ctx: &Context<'_>, id: ID, input: UpdateProjectInput) -> async_graphql::Result<Project> {
+        let r = request(ctx)?;
+        let db = r.db()?;
+        let id = parse_id(&id, "project")?;
+        let current = store::projects::by_id(db, id).await?.ok_or(ApiError::NotFound("project"))?;
+        let mut model: entity::projects::ActiveModel = current.into();
+        let mut changes = Changes::default();
+        if let Some(name) = input.name {
+            let name = validate::text("name", &name, 200, false)?;
+            changes.add("name", name.clone());
+            model.name = Set(name);
+        }
+        if let Some(d) = maybe_text("description", input.description, |v| validate::optional_text("description", v, 10_000, true))? {
+            changes.add("description", d.clone());
+            model.description = Set(d);
+        }
+        if let Some(status) = input.status {
+            changes.add("status", enum_name(status));
+            model.status = Set(enum_name(status).into());
+        }
+        match input.due_date {
+            MaybeUndefined::Undefined => {}
+            MaybeUndefined::Null => {
+                changes.add("dueDate", Value::Null);
+                model.due_date = Set(None);
+            }
+            MaybeUndefined::Value(d) => {
+                changes.add("dueDate", d.to_string());
+                model.due_date = Set(Some(d));
+            }
+        }
+        let project = store::projects::update(db, model).await?;
+        audit(r, "project.update", "project", project.id, changes.into_value()).await?;
+        Ok(project.into())
+    }
+
+    /// Deletes a project. One with documents is a `CONFLICT` unless
+    /// `cascade` is true.
+    #[graphql(guard = "RoleAtLeast(Role::Admin).or(KeyScope(Scope::ReadWrite))")]
+    async fn delete_project(&self, ctx: &Context<'_>, id: ID, #[graphql(default = false)] cascade: bool) -> async_graphql::Result<bool> {
+        let r = request(ctx)?;
+        let id = parse_id(&id, "project")?;
+        if !store::projects::delete(r.db()?, id, cascade).await? {
+            return Err(ApiError::NotFound("project").into());
+        }
+        audit(r, "project.delete", "project", id, Some(json!({ "cascade": cascade }))).await?;
+        Ok(true)
+    }
+
+    /// Records a document's metadata (its bytes arrive by upload).
+    #[graphql(guard = "RoleAtLeast(Role::Member).or(KeyScope(Scope::ReadWrite))")]
+    async fn create_document(&self, ctx: &Context<'_>, input: CreateDocumentInput) -> async_graphql::Result<Document> {
+        let r = request(ctx)?;
+        let project = input.project_id.as_ref().map(|i| parse_id(i, "project")).transpose()?;
+        let client = input.client_id.as_ref().map(|i| parse_id(i, "client")).transpose()?;
+        if input.size_bytes < 0 {
+            return Err(ApiError::BadUserInput { field: "sizeBytes", message: "must not be negative".into() }.into());
+        }
+        let model = entity::documents::ActiveModel {
+            name: Set(validate::text("name", &input.name, 255, false)?),
+            content_type: Set(validate::content_type(&input.content_type)?),
+            size_bytes: Set(input.size_bytes),
+            checksum_sha256: Set(validate::checksum(&input.checksum_sha256)?),
+            ..Default::default()
+        };
+        let doc = store::documents::create(r.db()?, model, project, client, r.principal.actor().0).await?;
+        let changes = json!({ "name": doc.name, "projectId": doc.project_id, "clientId": doc.client_id, "sizeBytes": doc.size_bytes });
+        audit(r, "document.create", "document", doc.id, Some(changes)).await?;
+        Ok(doc.into())
+    }
+
+    #[graphql(guard = "RoleAtLeast(Role::Member).or(KeyScope(Scope::ReadWrite))")]
+    async fn update_document(&self, ctx: &Context<'_>, id: ID, input: UpdateDocumentInput) -> async_graphql::Result<Document> {
+        let r = request(ctx)?;
+        let db = r.db()?;
+        let id = parse_id(&id, "document")?;
+        let current = store::documents::by_id(db, id).await?.ok_or(ApiError::NotFound("document"))?;
+        let mut model: entity::documents::ActiveModel = current.into();
+        let name = validate::text("name", &input.name, 255, false)?;
+        model.name = Set(name.clone());
+        let doc = store::documents::update(db, model).await?;
+        audit(r, "document.update", "document", doc.id, Some(json!({ "name": name }))).await?;
+        Ok(doc.into())
+    }
+
+    #[graphql(guard = "RoleAtLeast(Role::Admin).or(KeyScope(Scope::ReadWrite))")]
+    async fn delete_document(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<bool> {
+        let r = request(ctx)?;
+        let id = parse_id(&id, "document")?;
+        if !store::documents::delete(r.db()?, id).await? {
+            return Err(ApiError::NotFound("document").into());
+        }
+        audit(r, "document.delete", "document", id, None).await?;
+        Ok(true)
+    }
+}

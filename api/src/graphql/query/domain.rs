@@ -1,0 +1,135 @@
+use async_graphql::{Context, ID, Object};
+
+use crate::{
+    auth::{Role, Scope},
+    error::ApiError,
+    graphql::{
+        connection::{Conn, connection, page_args},
+        guards::{KeyScope, RoleAtLeast},
+        parse_id, request,
+        types::{
+            AuditEvent, AuditEventFilter, Client, ClientFilter, Document, DocumentFilter, Project, ProjectFilter, enum_name,
+        },
+    },
+    store,
+};
+
+fn opt_id(id: Option<&ID>, what: &'static str) -> Result<Option<uuid::Uuid>, ApiError> {
+    id.map(|i| parse_id(i, what)).transpose()
+}
+
+#[derive(Default)]
+pub struct DomainQuery;
+
+#[Object]
+impl DomainQuery {
+    /// The agency's clients, oldest first; at most 100 a page.
+    #[graphql(guard = "RoleAtLeast(Role::Member).or(KeyScope(Scope::Read))")]
+    async fn clients(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+        filter: Option<ClientFilter>,
+    ) -> async_graphql::Result<Conn<Client>> {
+        let f = filter.unwrap_or_default();
+        let filter = store::clients::Filter {
+            status: f.status.map(|s| enum_name(s).to_owned()),
+            name_contains: f.name_contains,
+            created_after: f.created_after,
+            created_before: f.created_before,
+        };
+        let page = store::clients::list(request(ctx)?.db()?, &filter, &page_args(first, after, last, before)).await?;
+        Ok(connection(page, |m| m.id, Client::from))
+    }
+
+    #[graphql(guard = "RoleAtLeast(Role::Member).or(KeyScope(Scope::Read))")]
+    async fn client(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Client> {
+        let id = parse_id(&id, "client")?;
+        Ok(store::clients::by_id(request(ctx)?.db()?, id).await?.ok_or(ApiError::NotFound("client"))?.into())
+    }
+
+    /// The agency's projects, oldest first; at most 100 a page.
+    #[graphql(guard = "RoleAtLeast(Role::Member).or(KeyScope(Scope::Read))")]
+    async fn projects(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+        filter: Option<ProjectFilter>,
+    ) -> async_graphql::Result<Conn<Project>> {
+        let f = filter.unwrap_or_default();
+        let filter = store::projects::Filter {
+            status: f.status.map(|s| enum_name(s).to_owned()),
+            client_id: opt_id(f.client_id.as_ref(), "client")?,
+            name_contains: f.name_contains,
+            created_after: f.created_after,
+            created_before: f.created_before,
+        };
+        let page = store::projects::list(request(ctx)?.db()?, &filter, &page_args(first, after, last, before)).await?;
+        Ok(connection(page, |m| m.id, Project::from))
+    }
+
+    #[graphql(guard = "RoleAtLeast(Role::Member).or(KeyScope(Scope::Read))")]
+    async fn project(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Project> {
+        let id = parse_id(&id, "project")?;
+        Ok(store::projects::by_id(request(ctx)?.db()?, id).await?.ok_or(ApiError::NotFound("project"))?.into())
+    }
+
+    /// The agency's documents, oldest first; at most 100 a page.
+    #[graphql(guard = "RoleAtLeast(Role::Member).or(KeyScope(Scope::Read))")]
+    async fn documents(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+        filter: Option<DocumentFilter>,
+    ) -> async_graphql::Result<Conn<Document>> {
+        let f = filter.unwrap_or_default();
+        let filter = store::documents::Filter {
+            project_id: opt_id(f.project_id.as_ref(), "project")?,
+            client_id: opt_id(f.client_id.as_ref(), "client")?,
+            name_contains: f.name_contains,
+            created_after: f.created_after,
+            created_before: f.created_before,
+        };
+        let page = store::documents::list(request(ctx)?.db()?, &filter, &page_args(first, after, last, before)).await?;
+        Ok(connection(page, |m| m.id, Document::from))
+    }
+
+    #[graphql(guard = "RoleAtLeast(Role::Member).or(KeyScope(Scope::Read))")]
+    async fn document(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Document> {
+        let id = parse_id(&id, "document")?;
+        Ok(store::documents::by_id(request(ctx)?.db()?, id).await?.ok_or(ApiError::NotFound("document"))?.into())
+    }
+
+    /// Who changed what, newest last (owners and admins).
+    #[graphql(guard = "RoleAtLeast(Role::Admin)")]
+    async fn audit_events(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+        filter: Option<AuditEventFilter>,
+    ) -> async_graphql::Result<Conn<AuditEvent>> {
+        let f = filter.unwrap_or_default();
+        let filter = store::audit::Filter {
+            action: f.action,
+            target_type: f.target_type,
+            target_id: opt_id(f.target_id.as_ref(), "target")?,
+            actor_user_id: opt_id(f.actor_user_id.as_ref(), "user")?,
+            created_after: f.created_after,
+            created_before: f.created_before,
+        };
+        let page = store::audit::list(request(ctx)?.db()?, &filter, &page_args(first, after, last, before)).await?;
+        Ok(connection(page, |m| m.id, AuditEvent::from))
+    }
+}

@@ -1,0 +1,305 @@
+//! The agency's data: clients, projects, documents, and the audit trail.
+//! Nested fields go through the request's dataloaders.
+
+use async_graphql::{ComplexObject, Context, Enum, ID, InputObject, Json, MaybeUndefined, SimpleObject};
+use chrono::{DateTime, NaiveDate, Utc};
+use uuid::Uuid;
+
+use super::User;
+use crate::{error::ApiError, graphql::request, store::page::MAX_PAGE};
+
+#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+pub enum ClientStatus {
+    Active,
+    Prospect,
+    Archived,
+}
+
+#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+pub enum ProjectStatus {
+    Planned,
+    Active,
+    OnHold,
+    Done,
+    Cancelled,
+}
+
+/// Enums are stored as their GraphQL names.
+pub fn enum_name<T: async_graphql::resolver_utils::EnumType>(v: T) -> &'static str {
+    T::items().iter().find(|i| i.value == v).map_or("", |i| i.name)
+}
+
+fn parse_enum<T: async_graphql::resolver_utils::EnumType>(s: &str) -> Option<T> {
+    T::items().iter().find(|i| i.name == s).map(|i| i.value)
+}
+
+fn nested_first(first: i32) -> async_graphql::Result<u64> {
+    u64::try_from(first).ok().filter(|n| *n <= MAX_PAGE).ok_or_else(|| {
+        ApiError::BadUserInput { field: "first", message: format!("must be between 0 and {MAX_PAGE}") }.into()
+    })
+}
+
+#[derive(SimpleObject)]
+#[graphql(complex)]
+pub struct Client {
+    pub id: ID,
+    pub name: String,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub status: ClientStatus,
+    pub notes: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    #[graphql(skip)]
+    pub uuid: Uuid,
+}
+
+impl From<entity::clients::Model> for Client {
+    fn from(m: entity::clients::Model) -> Self {
+        Self {
+            id: ID(m.id.to_string()),
+            name: m.name,
+            email: m.email,
+            phone: m.phone,
+            status: parse_enum(&m.status).unwrap_or(ClientStatus::Active),
+            notes: m.notes,
+            created_at: m.created_at,
+            updated_at: m.updated_at,
+            uuid: m.id,
+        }
+    }
+}
+
+#[ComplexObject]
+impl Client {
+    /// The client's first projects, oldest first.
+    async fn projects(&self, ctx: &Context<'_>, #[graphql(default = 20)] first: i32) -> async_graphql::Result<Vec<Project>> {
+        let key = (self.uuid, nested_first(first)?);
+        let found = request(ctx)?.loaders()?.projects_of_client.load_one(key).await.map_err(ApiError::internal)?;
+        Ok(found.unwrap_or_default().into_iter().map(Project::from).collect())
+    }
+}
+
+#[derive(SimpleObject)]
+#[graphql(complex)]
+pub struct Project {
+    pub id: ID,
+    pub name: String,
+    pub description: Option<String>,
+    pub status: ProjectStatus,
+    pub due_date: Option<NaiveDate>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    #[graphql(skip)]
+    pub uuid: Uuid,
+    #[graphql(skip)]
+    pub client_id: Uuid,
+}
+
+impl From<entity::projects::Model> for Project {
+    fn from(m: entity::projects::Model) -> Self {
+        Self {
+            id: ID(m.id.to_string()),
+            name: m.name,
+            description: m.description,
+            status: parse_enum(&m.status).unwrap_or(ProjectStatus::Planned),
+            due_date: m.due_date,
+            created_at: m.created_at,
+            updated_at: m.updated_at,
+            uuid: m.id,
+            client_id: m.client_id,
+        }
+    }
+}
+
+#[ComplexObject]
+impl Project {
+    async fn client(&self, ctx: &Context<'_>) -> async_graphql::Result<Client> {
+        let found = request(ctx)?.loaders()?.clients.load_one(self.client_id).await.map_err(ApiError::internal)?;
+        Ok(found.ok_or(ApiError::NotFound("client"))?.into())
+    }
+
+    /// The project's first documents, oldest first.
+    async fn documents(&self, ctx: &Context<'_>, #[graphql(default = 5)] first: i32) -> async_graphql::Result<Vec<Document>> {
+        let key = (self.uuid, nested_first(first)?);
+        let found = request(ctx)?.loaders()?.documents_of_project.load_one(key).await.map_err(ApiError::internal)?;
+        Ok(found.unwrap_or_default().into_iter().map(Document::from).collect())
+    }
+}
+
+#[derive(SimpleObject)]
+#[graphql(complex)]
+pub struct Document {
+    pub id: ID,
+    pub name: String,
+    pub content_type: String,
+    pub size_bytes: i64,
+    pub checksum_sha256: String,
+    pub current_version: i32,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    #[graphql(skip)]
+    pub project_id: Option<Uuid>,
+    #[graphql(skip)]
+    pub client_id: Option<Uuid>,
+    #[graphql(skip)]
+    pub uploaded_by: Option<Uuid>,
+}
+
+impl From<entity::documents::Model> for Document {
+    fn from(m: entity::documents::Model) -> Self {
+        Self {
+            id: ID(m.id.to_string()),
+            name: m.name,
+            content_type: m.content_type,
+            size_bytes: m.size_bytes,
+            checksum_sha256: m.checksum_sha256,
+            current_version: m.current_version,
+            created_at: m.created_at,
+            updated_at: m.updated_at,
+            project_id: m.project_id,
+            client_id: m.client_id,
+            uploaded_by: m.uploaded_by,
+        }
+    }
+}
+
+#[ComplexObject]
+impl Document {
+    async fn project(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Project>> {
+        let Some(id) = self.project_id else { return Ok(None) };
+        Ok(request(ctx)?.loaders()?.projects.load_one(id).await.map_err(ApiError::internal)?.map(Project::from))
+    }
+
+    async fn client(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Client>> {
+        let Some(id) = self.client_id else { return Ok(None) };
+        Ok(request(ctx)?.loaders()?.clients.load_one(id).await.map_err(ApiError::internal)?.map(Client::from))
+    }
+
+    /// Who uploaded it (absent when an API key did, or the user is gone).
+    async fn uploader(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<User>> {
+        let Some(id) = self.uploaded_by else { return Ok(None) };
+        Ok(request(ctx)?.loaders()?.users.load_one(id).await.map_err(ApiError::internal)?.map(User::from))
+    }
+}
+
+#[derive(SimpleObject)]
+pub struct AuditEvent {
+    pub id: ID,
+    pub action: String,
+    pub target_type: String,
+    pub target_id: Option<ID>,
+    pub actor_user_id: Option<ID>,
+    pub actor_api_key_id: Option<ID>,
+    pub request_id: String,
+    /// The changed fields and their new values.
+    pub changes: Option<Json<serde_json::Value>>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<entity::audit_events::Model> for AuditEvent {
+    fn from(m: entity::audit_events::Model) -> Self {
+        let id = |u: Uuid| ID(u.to_string());
+        Self {
+            id: id(m.id),
+            action: m.action,
+            target_type: m.target_type,
+            target_id: m.target_id.map(id),
+            actor_user_id: m.actor_user_id.map(id),
+            actor_api_key_id: m.actor_api_key_id.map(id),
+            request_id: m.request_id,
+            changes: m.changes.map(Json),
+            created_at: m.created_at,
+        }
+    }
+}
+
+#[derive(InputObject)]
+pub struct CreateClientInput {
+    pub name: String,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    #[graphql(default_with = "ClientStatus::Active")]
+    pub status: ClientStatus,
+    pub notes: Option<String>,
+}
+
+/// Fields left out stay; `null` clears an optional one.
+#[derive(InputObject)]
+pub struct UpdateClientInput {
+    pub name: Option<String>,
+    pub email: MaybeUndefined<String>,
+    pub phone: MaybeUndefined<String>,
+    pub status: Option<ClientStatus>,
+    pub notes: MaybeUndefined<String>,
+}
+
+#[derive(InputObject, Default)]
+pub struct ClientFilter {
+    pub status: Option<ClientStatus>,
+    pub name_contains: Option<String>,
+    pub created_after: Option<DateTime<Utc>>,
+    pub created_before: Option<DateTime<Utc>>,
+}
+
+#[derive(InputObject)]
+pub struct CreateProjectInput {
+    pub client_id: ID,
+    pub name: String,
+    pub description: Option<String>,
+    #[graphql(default_with = "ProjectStatus::Planned")]
+    pub status: ProjectStatus,
+    pub due_date: Option<NaiveDate>,
+}
+
+#[derive(InputObject)]
+pub struct UpdateProjectInput {
+    pub name: Option<String>,
+    pub description: MaybeUndefined<String>,
+    pub status: Option<ProjectStatus>,
+    pub due_date: MaybeUndefined<NaiveDate>,
+}
+
+#[derive(InputObject, Default)]
+pub struct ProjectFilter {
+    pub status: Option<ProjectStatus>,
+    pub client_id: Option<ID>,
+    pub name_contains: Option<String>,
+    pub created_after: Option<DateTime<Utc>>,
+    pub created_before: Option<DateTime<Utc>>,
+}
+
+#[derive(InputObject)]
+pub struct CreateDocumentInput {
+    /// Exactly one of `projectId` and `clientId`.
+    pub project_id: Option<ID>,
+    pub client_id: Option<ID>,
+    pub name: String,
+    pub content_type: String,
+    pub size_bytes: i64,
+    pub checksum_sha256: String,
+}
+
+#[derive(InputObject)]
+pub struct UpdateDocumentInput {
+    pub name: String,
+}
+
+#[derive(InputObject, Default)]
+pub struct DocumentFilter {
+    pub project_id: Option<ID>,
+    pub client_id: Option<ID>,
+    pub name_contains: Option<String>,
+    pub created_after: Option<DateTime<Utc>>,
+    pub created_before: Option<DateTime<Utc>>,
+}
+
+#[derive(InputObject, Default)]
+pub struct AuditEventFilter {
+    pub action: Option<String>,
+    pub target_type: Option<String>,
+    pub target_id: Option<ID>,
+    pub actor_user_id: Option<ID>,
+    pub created_after: Option<DateTime<Utc>>,
+    pub created_before: Option<DateTime<Utc>>,
+}

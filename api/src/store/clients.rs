@@ -1,0 +1,116 @@
+//! Clients of one tenant.
+
+use chrono::{DateTime, Utc};
+use entity::{clients, documents, projects};
+use sea_orm::{
+    ActiveModelTrait as _, ActiveValue::Set, ColumnTrait, DbErr, EntityTrait, PaginatorTrait as _, QueryFilter,
+    sea_query::ExprTrait as _,
+};
+use uuid::Uuid;
+
+use super::{
+    TenantDb,
+    page::{Page, PageArgs},
+};
+use crate::error::{ApiError, ApiResult};
+
+#[derive(Debug, Default)]
+pub struct Filter {
+    pub status: Option<String>,
+    pub name_contains: Option<String>,
+    pub created_after: Option<DateTime<Utc>>,
+    pub created_before: Option<DateTime<Utc>>,
+}
+
+pub async fn create(db: &TenantDb, mut model: clients::ActiveModel, created_by: Option<Uuid>) -> ApiResult<clients::Model> {
+    let now = Utc::now();
+    model.id = Set(Uuid::now_v7());
+    model.tenant_id = Set(db.tenant());
+    model.created_by = Set(created_by);
+    model.created_at = Set(now);
+    model.updated_at = Set(now);
+    Ok(clients::Entity::insert(model).exec_with_returning(db).await?)
+}
+
+pub async fn by_id(db: &TenantDb, id: Uuid) -> ApiResult<Option<clients::Model>> {
+    Ok(clients::Entity::find_by_id(id).filter(clients::Column::TenantId.eq(db.tenant())).one(db).await?)
+}
+
+pub async fn by_ids(db: &TenantDb, ids: &[Uuid]) -> Result<Vec<clients::Model>, DbErr> {
+    clients::Entity::find()
+        .filter(clients::Column::TenantId.eq(db.tenant()))
+        .filter(clients::Column::Id.is_in(ids.iter().copied()))
+        .all(db)
+        .await
+}
+
+pub async fn update(db: &TenantDb, mut model: clients::ActiveModel) -> ApiResult<clients::Model> {
+    model.updated_at = Set(Utc::now());
+    Ok(model.update(db).await?)
+}
+
+/// Deletes a client. With projects (or documents) it is a conflict unless
+/// `cascade`, which removes them too. Returns whether it existed.
+pub async fn delete(db: &TenantDb, id: Uuid, cascade: bool) -> ApiResult<bool> {
+    let t = db.tenant();
+    let projects = projects::Entity::find()
+        .filter(projects::Column::TenantId.eq(t))
+        .filter(projects::Column::ClientId.eq(id))
+        .count(db)
+        .await?;
+    let docs = documents::Entity::find()
+        .filter(documents::Column::TenantId.eq(t))
+        .filter(documents::Column::ClientId.eq(id))
+        .count(db)
+        .await?;
+    if (projects > 0 || docs > 0) && !cascade {
+        return Err(ApiError::Conflict(format!(
+            "this client still has {projects} project(s) and {docs} document(s); delete them first or pass cascade: true"
+        )));
+    }
+    if cascade {
+        let project_ids: Vec<Uuid> = projects::Entity::find()
+            .filter(projects::Column::TenantId.eq(t))
+            .filter(projects::Column::ClientId.eq(id))
+            .all(db)
+            .await?
+            .into_iter()
+            .map(|p| p.id)
+            .collect();
+        documents::Entity::delete_many()
+            .filter(documents::Column::TenantId.eq(t))
+            .filter(documents::Column::ClientId.eq(id).or(documents::Column::ProjectId.is_in(project_ids)))
+            .exec(db)
+            .await?;
+        projects::Entity::delete_many()
+            .filter(projects::Column::TenantId.eq(t))
+            .filter(projects::Column::ClientId.eq(id))
+            .exec(db)
+            .await?;
+    }
+    let gone = clients::Entity::delete_many()
+        .filter(clients::Column::TenantId.eq(t))
+        .filter(clients::Column::Id.eq(id))
+        .exec(db)
+        .await?;
+    Ok(gone.rows_affected == 1)
+}
+
+pub async fn list(db: &TenantDb, filter: &Filter, page: &PageArgs) -> ApiResult<Page<clients::Model>> {
+    let window = page.window()?;
+    let mut q = clients::Entity::find().filter(clients::Column::TenantId.eq(db.tenant()));
+    if let Some(s) = &filter.status {
+        q = q.filter(clients::Column::Status.eq(s.as_str()));
+    }
+    if let Some(n) = &filter.name_contains {
+        q = q.filter(super::contains(clients::Column::Name, n));
+    }
+    if let Some(t) = filter.created_after {
+        q = q.filter(clients::Column::CreatedAt.gte(t));
+    }
+    if let Some(t) = filter.created_before {
+        q = q.filter(clients::Column::CreatedAt.lt(t));
+    }
+    let rows = window.apply(q, clients::Column::Id).all(db).await?;
+    Ok(window.finish(rows))
+}

@@ -1,0 +1,109 @@
+//! Document records of one tenant (the bytes arrive with object storage).
+
+use chrono::{DateTime, Utc};
+use entity::documents;
+use sea_orm::{ActiveModelTrait as _, ActiveValue::Set, ColumnTrait, DbErr, EntityTrait, QueryFilter};
+use uuid::Uuid;
+
+use super::{
+    TenantDb,
+    page::{Page, PageArgs},
+};
+use crate::error::{ApiError, ApiResult};
+
+#[derive(Debug, Default)]
+pub struct Filter {
+    pub project_id: Option<Uuid>,
+    pub client_id: Option<Uuid>,
+    pub name_contains: Option<String>,
+    pub created_after: Option<DateTime<Utc>>,
+    pub created_before: Option<DateTime<Utc>>,
+}
+
+/// Attached to exactly one of a project or a client of this tenant.
+pub async fn create(
+    db: &TenantDb,
+    mut model: documents::ActiveModel,
+    project: Option<Uuid>,
+    client: Option<Uuid>,
+    actor: Option<Uuid>,
+) -> ApiResult<documents::Model> {
+    match (project, client) {
+        (Some(p), None) => {
+            super::projects::by_id(db, p).await?.ok_or(ApiError::NotFound("project"))?;
+        }
+        (None, Some(c)) => {
+            super::clients::by_id(db, c).await?.ok_or(ApiError::NotFound("client"))?;
+        }
+        _ => {
+            return Err(ApiError::BadUserInput {
+                field: "projectId",
+                message: "give exactly one of projectId and clientId".into(),
+            });
+        }
+    }
+    let now = Utc::now();
+    model.id = Set(Uuid::now_v7());
+    model.tenant_id = Set(db.tenant());
+    model.project_id = Set(project);
+    model.client_id = Set(client);
+    model.current_version = Set(1);
+    model.uploaded_by = Set(actor);
+    model.created_by = Set(actor);
+    model.created_at = Set(now);
+    model.updated_at = Set(now);
+    Ok(documents::Entity::insert(model).exec_with_returning(db).await?)
+}
+
+pub async fn by_id(db: &TenantDb, id: Uuid) -> ApiResult<Option<documents::Model>> {
+    Ok(documents::Entity::find_by_id(id).filter(documents::Column::TenantId.eq(db.tenant())).one(db).await?)
+}
+
+/// The first `n` documents (by id) of each of `projects`, in one statement.
+pub async fn first_of_projects(db: &TenantDb, projects: &[Uuid], n: u64) -> Result<Vec<documents::Model>, DbErr> {
+    super::first_per_parent::<documents::Entity>(
+        db,
+        documents::Column::TenantId,
+        documents::Column::ProjectId,
+        documents::Column::Id,
+        projects,
+        n,
+    )
+    .await
+}
+
+pub async fn update(db: &TenantDb, mut model: documents::ActiveModel) -> ApiResult<documents::Model> {
+    model.updated_at = Set(Utc::now());
+    Ok(model.update(db).await?)
+}
+
+pub async fn delete(db: &TenantDb, id: Uuid) -> ApiResult<bool> {
+    let gone = documents::Entity::delete_many()
+        .filter(documents::Column::TenantId.eq(db.tenant()))
+        .filter(documents::Column::Id.eq(id))
+        .exec(db)
+        .await?;
+    Ok(gone.rows_affected == 1)
+}
+
+pub async fn list(db: &TenantDb, filter: &Filter, page: &PageArgs) -> ApiResult<Page<documents::Model>> {
+    let window = page.window()?;
+    let mut q = documents::Entity::find().filter(documents::Column::TenantId.eq(db.tenant()));
+    if let Some(p) = filter.project_id {
+        q = q.filter(documents::Column::ProjectId.eq(p));
+    }
+    if let Some(c) = filter.client_id {
+        q = q.filter(documents::Column::ClientId.eq(c));
+    }
+    if let Some(n) = &filter.name_contains {
+        q = q.filter(super::contains(documents::Column::Name, n));
+    }
+    if let Some(t) = filter.created_after {
+        q = q.filter(documents::Column::CreatedAt.gte(t));
+    }
+    if let Some(t) = filter.created_before {
+        q = q.filter(documents::Column::CreatedAt.lt(t));
+    }
+    let rows = window.apply(q, documents::Column::Id).all(db).await?;
+    Ok(window.finish(rows))
+}

@@ -1,0 +1,110 @@
+//! Projects of one tenant.
+
+use chrono::{DateTime, Utc};
+use entity::{documents, projects};
+use sea_orm::{
+    ActiveModelTrait as _, ActiveValue::Set, ColumnTrait, DbErr, EntityTrait, PaginatorTrait as _, QueryFilter,
+};
+use uuid::Uuid;
+
+use super::{
+    TenantDb,
+    page::{Page, PageArgs},
+};
+use crate::error::{ApiError, ApiResult};
+
+#[derive(Debug, Default)]
+pub struct Filter {
+    pub status: Option<String>,
+    pub client_id: Option<Uuid>,
+    pub name_contains: Option<String>,
+    pub created_after: Option<DateTime<Utc>>,
+    pub created_before: Option<DateTime<Utc>>,
+}
+
+/// The client must be one of this tenant's: another tenant's id is "not
+/// found", like a missing one.
+pub async fn create(db: &TenantDb, mut model: projects::ActiveModel, client: Uuid, created_by: Option<Uuid>) -> ApiResult<projects::Model> {
+    super::clients::by_id(db, client).await?.ok_or(ApiError::NotFound("client"))?;
+    let now = Utc::now();
+    model.id = Set(Uuid::now_v7());
+    model.tenant_id = Set(db.tenant());
+    model.client_id = Set(client);
+    model.created_by = Set(created_by);
+    model.created_at = Set(now);
+    model.updated_at = Set(now);
+    Ok(projects::Entity::insert(model).exec_with_returning(db).await?)
+}
+
+pub async fn by_id(db: &TenantDb, id: Uuid) -> ApiResult<Option<projects::Model>> {
+    Ok(projects::Entity::find_by_id(id).filter(projects::Column::TenantId.eq(db.tenant())).one(db).await?)
+}
+
+pub async fn by_ids(db: &TenantDb, ids: &[Uuid]) -> Result<Vec<projects::Model>, DbErr> {
+    projects::Entity::find()
+        .filter(projects::Column::TenantId.eq(db.tenant()))
+        .filter(projects::Column::Id.is_in(ids.iter().copied()))
+        .all(db)
+        .await
+}
+
+/// The first `n` projects (by id) of each of `clients`, in one statement.
+pub async fn first_of_clients(db: &TenantDb, clients: &[Uuid], n: u64) -> Result<Vec<projects::Model>, DbErr> {
+    super::first_per_parent::<projects::Entity>(db, projects::Column::TenantId, projects::Column::ClientId, projects::Column::Id, clients, n)
+        .await
+}
+
+pub async fn update(db: &TenantDb, mut model: projects::ActiveModel) -> ApiResult<projects::Model> {
+    model.updated_at = Set(Utc::now());
+    Ok(model.update(db).await?)
+}
+
+/// Deletes a project; with documents it is a conflict unless `cascade`.
+pub async fn delete(db: &TenantDb, id: Uuid, cascade: bool) -> ApiResult<bool> {
+    let t = db.tenant();
+    let docs = documents::Entity::find()
+        .filter(documents::Column::TenantId.eq(t))
+        .filter(documents::Column::ProjectId.eq(id))
+        .count(db)
+        .await?;
+    if docs > 0 && !cascade {
+        return Err(ApiError::Conflict(format!(
+            "this project still has {docs} document(s); delete them first or pass cascade: true"
+        )));
+    }
+    if cascade {
+        documents::Entity::delete_many()
+            .filter(documents::Column::TenantId.eq(t))
+            .filter(documents::Column::ProjectId.eq(id))
+            .exec(db)
+            .await?;
+    }
+    let gone = projects::Entity::delete_many()
+        .filter(projects::Column::TenantId.eq(t))
+        .filter(projects::Column::Id.eq(id))
+        .exec(db)
+        .await?;
+    Ok(gone.rows_affected == 1)
+}
+
+pub async fn list(db: &TenantDb, filter: &Filter, page: &PageArgs) -> ApiResult<Page<projects::Model>> {
+    let window = page.window()?;
+    let mut q = projects::Entity::find().filter(projects::Column::TenantId.eq(db.tenant()));
+    if let Some(s) = &filter.status {
+        q = q.filter(projects::Column::Status.eq(s.as_str()));
+    }
+    if let Some(c) = filter.client_id {
+        q = q.filter(projects::Column::ClientId.eq(c));
+    }
+    if let Some(n) = &filter.name_contains {
+        q = q.filter(super::contains(projects::Column::Name, n));
+    }
+    if let Some(t) = filter.created_after {
+        q = q.filter(projects::Column::CreatedAt.gte(t));
+    }
+    if let Some(t) = filter.created_before {
+        q = q.filter(projects::Column::CreatedAt.lt(t));
+    }
+    let rows = window.apply(q, projects::Column::Id).all(db).await?;
+    Ok(window.finish(rows))
+}
