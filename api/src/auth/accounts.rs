@@ -4,6 +4,7 @@
 
 use entity::users;
 use sea_orm::ActiveValue::Set;
+use serde_json::json;
 use uuid::Uuid;
 
 use super::{Role, password::check_policy, principal::UserPrincipal};
@@ -12,6 +13,7 @@ use crate::{
     startup::AppState,
     store::{
         self, TenantDb,
+        audit::Event,
         users::{NewUser, check_name, normalize_email},
     },
     tenancy::RequestContext,
@@ -74,23 +76,34 @@ pub async fn create(state: &AppState, ctx: &RequestContext, new: NewAccount) -> 
     let last_name = check_name("lastName", &new.last_name)?;
     check_policy(&new.password, &[&email, &first_name, &last_name])?;
     let password_hash = state.auth.passwords.hash(&new.password).await?;
-    store::users::create(ctx.db()?, NewUser { email, password_hash, first_name, last_name, role: new.role }).await
+    let user = store::users::create(ctx.db()?, NewUser { email, password_hash, first_name, last_name, role: new.role }).await?;
+    let changes = json!({ "email": user.email, "role": user.role });
+    ctx.audit(Event { action: "user.create", target_type: "user", target_id: Some(user.id), changes: Some(changes) }).await?;
+    Ok(user)
 }
 
 pub async fn update(state: &AppState, ctx: &RequestContext, id: Uuid, changes: AccountChanges) -> ApiResult<users::Model> {
     let (db, user) = target(ctx, id).await?;
     let email_changed = changes.email.is_some();
     let mut model: users::ActiveModel = user.into();
+    let mut record = serde_json::Map::new();
     if let Some(email) = changes.email {
-        model.email = Set(normalize_email(&email)?);
+        let email = normalize_email(&email)?;
+        record.insert("email".into(), email.clone().into());
+        model.email = Set(email);
     }
     if let Some(first) = changes.first_name {
-        model.first_name = Set(check_name("firstName", &first)?);
+        let first = check_name("firstName", &first)?;
+        record.insert("firstName".into(), first.clone().into());
+        model.first_name = Set(first);
     }
     if let Some(last) = changes.last_name {
-        model.last_name = Set(check_name("lastName", &last)?);
+        let last = check_name("lastName", &last)?;
+        record.insert("lastName".into(), last.clone().into());
+        model.last_name = Set(last);
     }
     let user = store::users::save(db, model).await?;
+    ctx.audit(Event { action: "user.update", target_type: "user", target_id: Some(user.id), changes: Some(record.into()) }).await?;
     if email_changed {
         // The email is in the access token: the next one must carry the new.
         state.auth.revocations.cut_user(user.tenant_id, user.id).await?;
@@ -109,6 +122,8 @@ pub async fn change_role(state: &AppState, ctx: &RequestContext, id: Uuid, role:
     let mut model: users::ActiveModel = user.into();
     model.role = Set(role.as_str().into());
     let user = store::users::save(db, model).await?;
+    let changes = json!({ "role": role.as_str() });
+    ctx.audit(Event { action: "user.role_change", target_type: "user", target_id: Some(user.id), changes: Some(changes) }).await?;
     // The role is in the access token: the next request must refresh.
     state.auth.revocations.cut_user(user.tenant_id, user.id).await?;
     Ok(user)
@@ -122,6 +137,8 @@ pub async fn set_active(state: &AppState, ctx: &RequestContext, id: Uuid, active
     let mut model: users::ActiveModel = user.into();
     model.is_active = Set(active);
     let user = store::users::save(db, model).await?;
+    let action = if active { "user.reactivate" } else { "user.deactivate" };
+    ctx.audit(Event { action, target_type: "user", target_id: Some(user.id), changes: Some(json!({ "isActive": active })) }).await?;
     if !active {
         store::sessions::revoke_all(db, user.id).await?;
         state.auth.revocations.cut_user(user.tenant_id, user.id).await?;

@@ -16,6 +16,7 @@ use crate::{
     startup::AppState,
     store::{
         self, TenantDb,
+        audit::{self, Event},
         sessions::{self, Rotation},
         tenants::NewTenant,
         users::{NewUser, check_name, normalize_email},
@@ -106,6 +107,13 @@ pub async fn sign_up(state: &AppState, ctx: &RequestContext, input: SignUp) -> A
         .await?;
         let user = store::users::create(db, NewUser { email, password_hash, first_name, last_name, role: Role::Owner }).await?;
         let session = sessions::start(db, user.id, state.auth.lifetimes, &ctx.client).await?;
+        let event = Event {
+            action: "tenant.sign_up",
+            target_type: "tenant",
+            target_id: Some(tenant.id),
+            changes: Some(serde_json::json!({ "subdomain": tenant.subdomain, "owner": user.email })),
+        };
+        audit::record(db, (Some(user.id), None), &ctx.request_id, event).await?;
         Ok((user, tenant, session))
     })
     .await?;
@@ -127,18 +135,27 @@ pub async fn login(state: &AppState, ctx: &RequestContext, email: &str, password
         (Ok(email), filter) => store::logins::candidates(&state.db, &email, filter.flatten()).await?,
     };
     let mut matches = Vec::new();
+    // (tenant, user) of accounts that exist but did not sign in, for their
+    // agencies' audit trails; on an agency's host, unknown emails too.
+    let mut failed_in: Vec<(Uuid, Option<Uuid>)> = Vec::new();
     if candidates.is_empty() {
         state.auth.passwords.verify(password, None).await?;
+        if let Some(t) = &ctx.resolved.tenant {
+            failed_in.push((t.id, None));
+        }
     }
     for c in candidates {
         let ok = state.auth.passwords.verify(password, Some(&c.user.password_hash)).await?;
         if ok && c.user.is_active && c.tenant.is_active {
             matches.push(c);
+        } else {
+            failed_in.push((c.tenant.id, Some(c.user.id)));
         }
     }
     let chosen = match matches.len() {
         0 => {
             state.auth.throttle.failed(&account, ip).await;
+            record_failed_login(state, ctx, &failed_in).await;
             return Err(ApiError::InvalidCredentials);
         }
         1 => matches.remove(0),
@@ -149,10 +166,30 @@ pub async fn login(state: &AppState, ctx: &RequestContext, email: &str, password
         }
     };
     state.auth.throttle.succeeded(&account, ip).await;
-    let session =
-        in_tenant(state, chosen.tenant.id, async |db| sessions::start(db, chosen.user.id, state.auth.lifetimes, &ctx.client).await)
-            .await?;
+    let session = in_tenant(state, chosen.tenant.id, async |db| {
+        let session = sessions::start(db, chosen.user.id, state.auth.lifetimes, &ctx.client).await?;
+        let event = Event { action: "auth.login", target_type: "user", target_id: Some(chosen.user.id), changes: None };
+        audit::record(db, (Some(chosen.user.id), None), &ctx.request_id, event).await?;
+        Ok(session)
+    })
+    .await?;
     signed_in(state, chosen.user, chosen.tenant, session)
+}
+
+/// Failed sign-ins go to the agencies' audit trails in transactions of their
+/// own (the request itself fails). A failure to record is logged, and does
+/// not change the answer.
+async fn record_failed_login(state: &AppState, ctx: &RequestContext, failed_in: &[(Uuid, Option<Uuid>)]) {
+    for &(tenant, user) in failed_in {
+        let recorded = in_tenant(state, tenant, async |db| {
+            let event = Event { action: "auth.login_failed", target_type: "user", target_id: user, changes: None };
+            audit::record(db, (None, None), &ctx.request_id, event).await
+        })
+        .await;
+        if let Err(e) = recorded {
+            tracing::warn!(error = ?e, "could not audit a failed sign-in");
+        }
+    }
 }
 
 pub async fn refresh(state: &AppState, ctx: &RequestContext, token: &str) -> ApiResult<SignedIn> {
@@ -175,6 +212,13 @@ pub async fn refresh(state: &AppState, ctx: &RequestContext, token: &str) -> Api
             },
             Rotation::Reused { family, user } => {
                 tracing::warn!(%family, %user, "a spent refresh token was presented again; the session is revoked");
+                let event = Event {
+                    action: "auth.refresh_reuse",
+                    target_type: "session",
+                    target_id: Some(family),
+                    changes: None,
+                };
+                audit::record(db, (Some(user), None), &ctx.request_id, event).await?;
                 Ok(Err(Some(family)))
             }
             Rotation::Refused => Ok(Err(None)),
@@ -200,6 +244,7 @@ fn current_user(ctx: &RequestContext) -> ApiResult<&UserPrincipal> {
 pub async fn logout(state: &AppState, ctx: &RequestContext) -> ApiResult<bool> {
     let me = current_user(ctx)?;
     sessions::revoke_family(ctx.db()?, me.session_id).await?;
+    ctx.audit(Event { action: "auth.logout", target_type: "session", target_id: Some(me.session_id), changes: None }).await?;
     state.auth.revocations.revoke_session(me.tenant_id, me.session_id).await?;
     Ok(true)
 }
@@ -208,6 +253,13 @@ pub async fn logout(state: &AppState, ctx: &RequestContext) -> ApiResult<bool> {
 pub async fn logout_everywhere(state: &AppState, ctx: &RequestContext) -> ApiResult<u64> {
     let me = current_user(ctx)?;
     let n = sessions::revoke_all(ctx.db()?, me.user_id).await?;
+    let event = Event {
+        action: "auth.logout_everywhere",
+        target_type: "user",
+        target_id: Some(me.user_id),
+        changes: Some(serde_json::json!({ "sessions": n })),
+    };
+    ctx.audit(event).await?;
     state.auth.revocations.cut_user(me.tenant_id, me.user_id).await?;
     Ok(n)
 }
@@ -217,6 +269,7 @@ pub async fn revoke_session(state: &AppState, ctx: &RequestContext, session: Uui
     if !sessions::revoke_user_session(ctx.db()?, me.user_id, session).await? {
         return Err(ApiError::NotFound("session"));
     }
+    ctx.audit(Event { action: "auth.session_revoke", target_type: "session", target_id: Some(session), changes: None }).await?;
     state.auth.revocations.revoke_session(me.tenant_id, session).await?;
     Ok(true)
 }
@@ -239,6 +292,7 @@ pub async fn change_password(state: &AppState, ctx: &RequestContext, current: &s
     model.password_hash = sea_orm::ActiveValue::Set(hash);
     let user = store::users::save(db, model).await?;
     sessions::revoke_all(db, me.user_id).await?;
+    ctx.audit(Event { action: "user.password_change", target_type: "user", target_id: Some(me.user_id), changes: None }).await?;
     state.auth.revocations.cut_user(me.tenant_id, me.user_id).await?;
     let session = sessions::start(db, me.user_id, state.auth.lifetimes, &ctx.client).await?;
     let tenant = store::tenants::by_id(state.db.platform(), me.tenant_id).await?.ok_or(ApiError::TenantNotFound)?;

@@ -10,7 +10,7 @@ use super::{
     TenantDb,
     page::{Page, PageArgs},
 };
-use crate::{auth::Principal, error::ApiResult};
+use crate::error::ApiResult;
 
 #[derive(Debug)]
 pub struct Event<'a> {
@@ -21,8 +21,9 @@ pub struct Event<'a> {
     pub changes: Option<serde_json::Value>,
 }
 
-pub async fn record(db: &TenantDb, actor: &Principal, request_id: &str, event: Event<'_>) -> ApiResult<()> {
-    let (user, key) = actor.actor();
+/// `actor`: the acting user and/or API key (`Principal::actor`).
+pub async fn record(db: &TenantDb, actor: (Option<Uuid>, Option<Uuid>), request_id: &str, event: Event<'_>) -> ApiResult<()> {
+    let (user, key) = actor;
     ae::Entity::insert(ae::ActiveModel {
         id: Set(Uuid::now_v7()),
         tenant_id: Set(db.tenant()),

@@ -57,6 +57,12 @@ impl RequestContext {
         self.scope.as_ref().map(|s| &s.loaders).ok_or(ApiError::TenantRequired)
     }
 
+    /// Records an audit event in the request's transaction, as the request's
+    /// principal: it commits with the change or not at all.
+    pub async fn audit(&self, event: crate::store::audit::Event<'_>) -> ApiResult<()> {
+        crate::store::audit::record(self.db()?, self.principal.actor(), &self.request_id, event).await
+    }
+
     /// Commits (or rolls back) the request's transaction, if it opened one.
     pub async fn finish(&self, commit: bool) -> Result<(), sea_orm::DbErr> {
         match &self.scope {

@@ -310,3 +310,25 @@ on_both_backends! {
         assert_eq!(app.gql_as(&host("acme"), &admin, "{ tenant { id } }").await.status, 401);
     }
 }
+
+on_both_backends! {
+    async fn sign_ins_and_account_changes_are_in_the_audit_trail(app) {
+        let owner = app.sign_up("acme").await;
+        let member = app.add_user(&owner, "acme", "mia", "MEMBER").await;
+        assert_eq!(app.login("acme", "mia@acme.com", "wrong horse battery staple").await.code(), Some("INVALID_CREDENTIALS"));
+        app.gql_as(&host("acme"), &owner.access, &format!("mutation {{ deactivateUser(id: \"{}\") {{ id }} }}", member.user_id)).await;
+        app.api_key(&owner, "acme", "READ").await;
+        app.gql_as(&host("acme"), &owner.access, "mutation { logout }").await;
+        let fresh = app.login_ok("acme", "owner@acme.com").await;
+        let events = app.gql_as(&host("acme"), &fresh.access, "{ auditEvents(first: 100) { edges { node { action targetId actorUserId } } } }").await;
+        let actions: Vec<String> = events.body["data"]["auditEvents"]["edges"].as_array().unwrap_or_else(|| panic!("{:?}", events.body))
+            .iter().map(|e| e["node"]["action"].as_str().unwrap().to_owned()).collect();
+        assert_eq!(actions, [
+            "tenant.sign_up", "user.create", "auth.login", "auth.login_failed",
+            "user.deactivate", "api_key.create", "auth.logout", "auth.login",
+        ], "{actions:?}");
+        let failed = &events.body["data"]["auditEvents"]["edges"][3]["node"];
+        assert_eq!(failed["targetId"], member.user_id.as_str());
+        assert!(failed["actorUserId"].is_null());
+    }
+}

@@ -8,7 +8,7 @@ use crate::{
         parse_id, request, state,
         types::{CreateApiKeyInput, CreatedApiKey},
     },
-    store,
+    store::{self, audit::Event},
 };
 
 #[derive(Default)]
@@ -31,6 +31,8 @@ impl ApiKeyMutation {
         }
         let key = api_key::generate();
         let model = store::api_keys::create(r.db()?, name, input.scope, input.expires_at, me.user_id, &key).await?;
+        let changes = serde_json::json!({ "name": model.name, "scope": model.scope, "prefix": model.prefix });
+        r.audit(Event { action: "api_key.create", target_type: "api_key", target_id: Some(model.id), changes: Some(changes) }).await?;
         Ok(CreatedApiKey { api_key: model.into(), secret: key.key })
     }
 
@@ -42,6 +44,7 @@ impl ApiKeyMutation {
         let id = parse_id(&id, "API key")?;
         let key = store::api_keys::by_id(db, id).await?.ok_or(ApiError::NotFound("API key"))?;
         store::api_keys::revoke(db, id).await?;
+        r.audit(Event { action: "api_key.revoke", target_type: "api_key", target_id: Some(id), changes: None }).await?;
         if let Err(e) = state(ctx)?.cache.delete(&key_cache_key(db.tenant(), &key.prefix)).await {
             // The cached record expires within seconds anyway.
             tracing::warn!(error = %e, "could not drop a revoked key from the cache");

@@ -17,16 +17,8 @@ use crate::{
     tenancy::RequestContext,
 };
 
-/// Writes the audit event through the request's transaction: it commits
-/// with the change or not at all.
 async fn audit(r: &RequestContext, action: &str, target_type: &str, target: uuid::Uuid, changes: Option<Value>) -> ApiResult<()> {
-    store::audit::record(
-        r.db()?,
-        &r.principal,
-        &r.request_id,
-        Event { action, target_type, target_id: Some(target), changes },
-    )
-    .await
+    r.audit(Event { action, target_type, target_id: Some(target), changes }).await
 }
 
 /// `{ field: value }` of what an update set.

@@ -7,7 +7,7 @@ use crate::{
         parse_id, request, state,
         types::{PlatformAuthPayload, Tenant},
     },
-    store,
+    store::{self, audit::Event},
 };
 
 #[derive(Default)]
@@ -16,14 +16,32 @@ pub struct PlatformMutation;
 async fn set_active(ctx: &Context<'_>, id: ID, active: bool) -> async_graphql::Result<Tenant> {
     let s = state(ctx)?;
     let id = parse_id(&id, "tenant")?;
+    let r = request(ctx)?;
     let model = store::platform::set_tenant_active(s.db.platform(), id, active).await?;
+    // In the agency's own trail, in a transaction of the agency's. Ending
+    // every session (not only pausing them) keeps reactivation from bringing
+    // old tokens back.
+    let db = s.db.scoped(id);
+    let done = async {
+        if !active {
+            store::sessions::revoke_tenant(&db).await?;
+        }
+        let admin = match &r.principal {
+            crate::auth::Principal::PlatformAdmin(a) => Some(a.admin_id.to_string()),
+            _ => None,
+        };
+        let event = Event {
+            action: if active { "tenant.reactivate" } else { "tenant.deactivate" },
+            target_type: "tenant",
+            target_id: Some(id),
+            changes: Some(serde_json::json!({ "isActive": active, "platformAdminId": admin })),
+        };
+        store::audit::record(&db, (None, None), &r.request_id, event).await
+    }
+    .await;
+    db.finish(done.is_ok()).await?;
+    done?;
     if !active {
-        // End every session of the agency, not only pause them: reactivating
-        // it must not bring old tokens back.
-        let db = s.db.scoped(id);
-        let ended = store::sessions::revoke_tenant(&db).await;
-        db.finish(ended.is_ok()).await?;
-        ended?;
         s.auth.revocations.cut_tenant(id).await?;
     }
     // Every replica resolves hosts through the shared cache: dropping the
