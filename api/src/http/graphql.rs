@@ -25,6 +25,9 @@ pub fn error_response(err: ApiError) -> Response {
     let status = err.status();
     let mut resp = Json(err.into_response_body()).into_response();
     resp.set_status(status);
+    if status == StatusCode::UNAUTHORIZED {
+        resp.headers_mut().insert("www-authenticate", poem::http::HeaderValue::from_static("Bearer"));
+    }
     resp
 }
 

@@ -91,6 +91,7 @@ async fn bad_access_tokens_are_unauthenticated_and_never_a_server_error() {
     ] {
         let a = app.gql_as(&host("acme"), token, "{ me { id } }").await;
         assert_eq!((a.status, a.code()), (401, Some("UNAUTHENTICATED")), "{what}: {:?}", a.body);
+        assert_eq!(a.headers.get("www-authenticate").map(|v| v.to_str().unwrap()), Some("Bearer"));
     }
     // A malformed Authorization header too.
     let a = app.gql_with(&host("acme"), &[("authorization", "Basic abc")], "{ tenant { id } }").await;
