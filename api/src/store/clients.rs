@@ -1,6 +1,6 @@
 //! Clients of one tenant.
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use entity::{clients, documents, projects};
 use sea_orm::{
     ActiveModelTrait as _, ActiveValue::Set, ColumnTrait, DbErr, EntityTrait, PaginatorTrait as _, QueryFilter,
@@ -17,9 +17,7 @@ use crate::error::{ApiError, ApiResult};
 #[derive(Debug, Default)]
 pub struct Filter {
     pub status: Option<String>,
-    pub name_contains: Option<String>,
-    pub created_after: Option<DateTime<Utc>>,
-    pub created_before: Option<DateTime<Utc>>,
+    pub common: super::Common,
 }
 
 pub async fn create(db: &TenantDb, mut model: clients::ActiveModel, created_by: Option<Uuid>) -> ApiResult<clients::Model> {
@@ -102,15 +100,7 @@ pub async fn list(db: &TenantDb, filter: &Filter, page: &PageArgs) -> ApiResult<
     if let Some(s) = &filter.status {
         q = q.filter(clients::Column::Status.eq(s.as_str()));
     }
-    if let Some(n) = &filter.name_contains {
-        q = q.filter(super::contains(clients::Column::Name, n));
-    }
-    if let Some(t) = filter.created_after {
-        q = q.filter(clients::Column::CreatedAt.gte(t));
-    }
-    if let Some(t) = filter.created_before {
-        q = q.filter(clients::Column::CreatedAt.lt(t));
-    }
+    let q = filter.common.apply(q, clients::Column::Name, clients::Column::CreatedAt);
     let rows = window.apply(q, clients::Column::Id).all(db).await?;
     Ok(window.finish(rows))
 }

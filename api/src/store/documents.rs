@@ -1,6 +1,6 @@
 //! Document records of one tenant (the bytes arrive with object storage).
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use entity::documents;
 use sea_orm::{ActiveModelTrait as _, ActiveValue::Set, ColumnTrait, DbErr, EntityTrait, QueryFilter};
 use uuid::Uuid;
@@ -15,9 +15,7 @@ use crate::error::{ApiError, ApiResult};
 pub struct Filter {
     pub project_id: Option<Uuid>,
     pub client_id: Option<Uuid>,
-    pub name_contains: Option<String>,
-    pub created_after: Option<DateTime<Utc>>,
-    pub created_before: Option<DateTime<Utc>>,
+    pub common: super::Common,
 }
 
 /// Attached to exactly one of a project or a client of this tenant.
@@ -95,15 +93,7 @@ pub async fn list(db: &TenantDb, filter: &Filter, page: &PageArgs) -> ApiResult<
     if let Some(c) = filter.client_id {
         q = q.filter(documents::Column::ClientId.eq(c));
     }
-    if let Some(n) = &filter.name_contains {
-        q = q.filter(super::contains(documents::Column::Name, n));
-    }
-    if let Some(t) = filter.created_after {
-        q = q.filter(documents::Column::CreatedAt.gte(t));
-    }
-    if let Some(t) = filter.created_before {
-        q = q.filter(documents::Column::CreatedAt.lt(t));
-    }
+    let q = filter.common.apply(q, documents::Column::Name, documents::Column::CreatedAt);
     let rows = window.apply(q, documents::Column::Id).all(db).await?;
     Ok(window.finish(rows))
 }

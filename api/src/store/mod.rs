@@ -136,6 +136,35 @@ pub(crate) fn contains(col: impl sea_orm::sea_query::IntoColumnRef, text: &str) 
     Expr::expr(Func::lower(Expr::col(col))).like(LikeExpr::new(format!("%{escaped}%")).escape('\\'))
 }
 
+/// The filters every domain list shares: a name search and a creation range.
+#[derive(Debug, Default, Clone)]
+pub struct Common {
+    pub name_contains: Option<String>,
+    pub created_after: Option<chrono::DateTime<chrono::Utc>>,
+    pub created_before: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl Common {
+    pub(crate) fn apply<E: sea_orm::EntityTrait>(
+        &self,
+        mut q: sea_orm::Select<E>,
+        name: E::Column,
+        created: E::Column,
+    ) -> sea_orm::Select<E> {
+        use sea_orm::{ColumnTrait as _, QueryFilter as _};
+        if let Some(n) = &self.name_contains {
+            q = q.filter(contains(name, n));
+        }
+        if let Some(t) = self.created_after {
+            q = q.filter(created.gte(t));
+        }
+        if let Some(t) = self.created_before {
+            q = q.filter(created.lt(t));
+        }
+        q
+    }
+}
+
 /// The first `n` rows (by id) of each parent in `parents`, one statement:
 /// `ROW_NUMBER() OVER (PARTITION BY parent ORDER BY id)` in a subquery.
 pub(crate) async fn first_per_parent<E>(

@@ -1,6 +1,6 @@
 //! Projects of one tenant.
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use entity::{documents, projects};
 use sea_orm::{
     ActiveModelTrait as _, ActiveValue::Set, ColumnTrait, DbErr, EntityTrait, PaginatorTrait as _, QueryFilter,
@@ -17,9 +17,7 @@ use crate::error::{ApiError, ApiResult};
 pub struct Filter {
     pub status: Option<String>,
     pub client_id: Option<Uuid>,
-    pub name_contains: Option<String>,
-    pub created_after: Option<DateTime<Utc>>,
-    pub created_before: Option<DateTime<Utc>>,
+    pub common: super::Common,
 }
 
 /// The client must be one of this tenant's: another tenant's id is "not
@@ -96,15 +94,7 @@ pub async fn list(db: &TenantDb, filter: &Filter, page: &PageArgs) -> ApiResult<
     if let Some(c) = filter.client_id {
         q = q.filter(projects::Column::ClientId.eq(c));
     }
-    if let Some(n) = &filter.name_contains {
-        q = q.filter(super::contains(projects::Column::Name, n));
-    }
-    if let Some(t) = filter.created_after {
-        q = q.filter(projects::Column::CreatedAt.gte(t));
-    }
-    if let Some(t) = filter.created_before {
-        q = q.filter(projects::Column::CreatedAt.lt(t));
-    }
+    let q = filter.common.apply(q, projects::Column::Name, projects::Column::CreatedAt);
     let rows = window.apply(q, projects::Column::Id).all(db).await?;
     Ok(window.finish(rows))
 }

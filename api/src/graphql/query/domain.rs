@@ -37,9 +37,7 @@ impl DomainQuery {
         let f = filter.unwrap_or_default();
         let filter = store::clients::Filter {
             status: f.status.map(|s| enum_name(s).to_owned()),
-            name_contains: f.name_contains,
-            created_after: f.created_after,
-            created_before: f.created_before,
+            common: store::Common { name_contains: f.name_contains, created_after: f.created_after, created_before: f.created_before },
         };
         let page = store::clients::list(request(ctx)?.db()?, &filter, &page_args(first, after, last, before)).await?;
         Ok(connection(page, |m| m.id, Client::from))
@@ -66,9 +64,7 @@ impl DomainQuery {
         let filter = store::projects::Filter {
             status: f.status.map(|s| enum_name(s).to_owned()),
             client_id: opt_id(f.client_id.as_ref(), "client")?,
-            name_contains: f.name_contains,
-            created_after: f.created_after,
-            created_before: f.created_before,
+            common: store::Common { name_contains: f.name_contains, created_after: f.created_after, created_before: f.created_before },
         };
         let page = store::projects::list(request(ctx)?.db()?, &filter, &page_args(first, after, last, before)).await?;
         Ok(connection(page, |m| m.id, Project::from))
@@ -95,9 +91,7 @@ impl DomainQuery {
         let filter = store::documents::Filter {
             project_id: opt_id(f.project_id.as_ref(), "project")?,
             client_id: opt_id(f.client_id.as_ref(), "client")?,
-            name_contains: f.name_contains,
-            created_after: f.created_after,
-            created_before: f.created_before,
+            common: store::Common { name_contains: f.name_contains, created_after: f.created_after, created_before: f.created_before },
         };
         let page = store::documents::list(request(ctx)?.db()?, &filter, &page_args(first, after, last, before)).await?;
         Ok(connection(page, |m| m.id, Document::from))
