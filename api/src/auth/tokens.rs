@@ -2,7 +2,7 @@
 //! the footer. A user token's audience is its tenant, so it is valid only on
 //! that tenant's hosts; a platform administrator's audience is `platform`.
 
-use std::{sync::Arc, time::Duration};
+use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use chrono::{DateTime, Utc};
 use pasetors::{
@@ -33,16 +33,24 @@ pub enum Verified {
     Admin { principal: AdminPrincipal, issued_us: i64 },
 }
 
+/// Tokens already verified, so a client's next requests skip the Ed25519
+/// check (most of a request's cost). A token is immutable, so its verdict
+/// holds until it expires; revocation is checked per request elsewhere.
+type Verdicts = std::sync::Mutex<HashMap<(String, Option<Uuid>), (Verified, i64)>>;
+
+const MAX_VERDICTS: usize = 10_000;
+
 #[derive(Debug, Clone)]
 pub struct Tokens {
     keyring: Arc<Keyring>,
     issuer: String,
     ttl: Duration,
+    verdicts: Arc<Verdicts>,
 }
 
 impl Tokens {
     pub fn new(keyring: Arc<Keyring>, issuer: String, ttl: Duration) -> Self {
-        Self { keyring, issuer, ttl }
+        Self { keyring, issuer, ttl, verdicts: Arc::default() }
     }
 
     pub fn ttl(&self) -> Duration {
@@ -94,10 +102,31 @@ impl Tokens {
     /// Verifies signature, key, issuer, audience and validity times. Every
     /// failure is `UNAUTHENTICATED`, whatever the token was.
     pub fn verify(&self, token: &str, audience: Option<Uuid>) -> ApiResult<Verified> {
-        self.verify_inner(token, audience).ok_or(ApiError::Unauthenticated)
+        let now = Utc::now().timestamp();
+        let key = (token.to_owned(), audience);
+        {
+            let verdicts = self.verdicts.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some((verified, expires)) = verdicts.get(&key)
+                && now < *expires
+            {
+                return Ok(verified.clone());
+            }
+        }
+        let (verified, expires) = self.verify_inner(token, audience).ok_or(ApiError::Unauthenticated)?;
+        let mut verdicts = self.verdicts.lock().unwrap_or_else(|p| p.into_inner());
+        if verdicts.len() >= MAX_VERDICTS {
+            verdicts.retain(|_, (_, exp)| now < *exp);
+            if verdicts.len() >= MAX_VERDICTS {
+                verdicts.clear();
+            }
+        }
+        verdicts.insert(key, (verified.clone(), expires));
+        Ok(verified)
     }
 
-    fn verify_inner(&self, token: &str, tenant: Option<Uuid>) -> Option<Verified> {
+    /// The full check: signature, key, claims. Returns the verdict and the
+    /// token's expiry (unix seconds).
+    fn verify_inner(&self, token: &str, tenant: Option<Uuid>) -> Option<(Verified, i64)> {
         if token.len() > MAX_TOKEN_LEN {
             return None;
         }
@@ -122,26 +151,25 @@ impl Tokens {
         let subject = str_claim("sub")?.parse::<Uuid>().ok()?;
         let email = str_claim("email")?.to_owned();
         let issued_us = claims.get_claim("ius")?.as_i64()?;
+        let expires = DateTime::parse_from_rfc3339(str_claim("exp")?).ok()?.timestamp();
         match tenant {
             Some(tenant_id) => {
                 let tid = str_claim("tid")?.parse::<Uuid>().ok()?;
                 if tid != tenant_id {
                     return None;
                 }
-                Some(Verified::User {
-                    principal: UserPrincipal {
-                        user_id: subject,
-                        tenant_id,
-                        role: Role::parse(str_claim("role")?)?,
-                        email,
-                        session_id: str_claim("sid")?.parse().ok()?,
-                    },
-                    issued_us,
-                })
+                let principal = UserPrincipal {
+                    user_id: subject,
+                    tenant_id,
+                    role: Role::parse(str_claim("role")?)?,
+                    email,
+                    session_id: str_claim("sid")?.parse().ok()?,
+                };
+                Some((Verified::User { principal, issued_us }, expires))
             }
             None => {
                 (str_claim("kind")? == "platform-admin").then_some(())?;
-                Some(Verified::Admin { principal: AdminPrincipal { admin_id: subject, email }, issued_us })
+                Some((Verified::Admin { principal: AdminPrincipal { admin_id: subject, email }, issued_us }, expires))
             }
         }
     }
