@@ -77,18 +77,7 @@ echo "Q2 check (projects, documents, first uploader): aggios=[$a] postgraphile=[
 rss_mb() { awk '/VmRSS/ {printf "%.0f", $2/1024}' "/proc/$1/status"; }
 run() { # server url targets body conns pid -> "rps p50 p99 errors rss"
   BENCH_TARGETS="$3" BENCH_BODY="$4" wrk -t2 -c"$5" -d"$DURATION" --latency -s benches/rotate.lua "$2/graphql" >"$WORK/run.txt" 2>"$WORK/run.err" || true
-  python3 - "$WORK/run.txt" "$WORK/run.err" "$(rss_mb "$6")" <<'PY'
-import re, sys
-text, err, rss = open(sys.argv[1]).read(), open(sys.argv[2]).read(), sys.argv[3]
-def ms(label):
-    m = re.search(r"^\s*%s\s+([\d.]+)(us|ms|s)\s*$" % re.escape(label), text, re.M)
-    if not m: return float("nan")
-    v, u = float(m.group(1)), m.group(2)
-    return v / 1000 if u == "us" else v * 1000 if u == "s" else v
-rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
-errors = err.count("bad answer") + sum(int(x) for x in re.findall(r"Non-2xx or 3xx responses: (\d+)", text))
-print(f"{rps:.1f} {ms('50%'):.2f} {ms('99%'):.2f} {errors} {rss}")
-PY
+  echo "$(python3 benches/wrk_summary.py "$WORK/run.txt" "$WORK/run.err") $(rss_mb "$6")"
 }
 
 FLOOR=$(pgbench -n -M prepared -c 32 -j 2 -T "${DURATION%s}" -f benches/q2_floor.sql "$DB_URL" 2>/dev/null | sed -n 's/^tps = \([0-9.]*\).*/\1/p')

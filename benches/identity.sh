@@ -35,35 +35,22 @@ TOKEN=$(curl -sf "$URL/graphql" -H 'content-type: application/json' -H 'Host: ap
   | python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["signUp"]["accessToken"])')
 export BENCH_HOST=bench.bench.test BENCH_TOKEN="$TOKEN"
 
-# wrk's summary -> "req/s p50 p99" (milliseconds).
-summary() {
-  python3 - "$1" <<'PY'
-import re, sys
-text = open(sys.argv[1]).read()
-def ms(label):
-    m = re.search(r"^\s*%s\s+([\d.]+)(us|ms|s)\s*$" % re.escape(label), text, re.M)
-    if not m: return float("nan")
-    v, u = float(m.group(1)), m.group(2)
-    return v / 1000 if u == "us" else v * 1000 if u == "s" else v
-rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
-errors = sum(int(x) for x in re.findall(r"(?:Non-2xx or 3xx responses|Socket errors: .*?timeout) (\d+)", text))
-print(f"{rps:.1f} {ms('50%'):.2f} {ms('99%'):.2f} {errors}")
-PY
-}
+# wrk's summary -> "req/s p50_ms p99_ms errors".
+summary() { python3 benches/wrk_summary.py "$1.txt" "$1.err"; }
 run() { # name connections script -> file
   local threads=$(( $2 < 2 ? $2 : 2 ))
   wrk -t"$threads" -c"$2" -d"$DURATION" --latency -s "benches/$3" "$URL/graphql" >"$WORK/$1.txt" 2>"$WORK/$1.err"
 }
 
 echo "== identity benchmark ($(nproc) cores, $DURATION each, release build, PostgreSQL + Redis)"
-run login_c1 1 login.lua;   read -r l1_rps l1_p50 l1_p99 l1_err < <(summary "$WORK/login_c1.txt")
-run login_c16 16 login.lua; read -r l16_rps l16_p50 l16_p99 l16_err < <(summary "$WORK/login_c16.txt")
-run me_alone 32 me.lua;     read -r m_rps m_p50 m_p99 m_err < <(summary "$WORK/me_alone.txt")
+run login_c1 1 login.lua;   read -r l1_rps l1_p50 l1_p99 l1_err < <(summary "$WORK/login_c1")
+run login_c16 16 login.lua; read -r l16_rps l16_p50 l16_p99 l16_err < <(summary "$WORK/login_c16")
+run me_alone 32 me.lua;     read -r m_rps m_p50 m_p99 m_err < <(summary "$WORK/me_alone")
 # me again while 16 logins loop for the whole window.
 wrk -t1 -c16 -d"$DURATION" -s benches/login.lua "$URL/graphql" >"$WORK/login_bg.txt" 2>&1 &
 BG=$!
 sleep 1
-run me_loaded 32 me.lua;    read -r ml_rps ml_p50 ml_p99 ml_err < <(summary "$WORK/me_loaded.txt")
+run me_loaded 32 me.lua;    read -r ml_rps ml_p50 ml_p99 ml_err < <(summary "$WORK/me_loaded")
 wait $BG || true
 for f in "$WORK"/*.err; do [ -s "$f" ] && { echo "errors in $(basename "$f"):"; head -3 "$f"; }; done
 

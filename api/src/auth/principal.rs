@@ -96,15 +96,6 @@ impl Principal {
         }
     }
 
-    /// The tenant the credential belongs to, if any.
-    pub fn tenant_id(&self) -> Option<Uuid> {
-        match self {
-            Principal::User(u) => Some(u.tenant_id),
-            Principal::ApiKey(k) => Some(k.tenant_id),
-            Principal::Anonymous | Principal::PlatformAdmin(_) => None,
-        }
-    }
-
     /// For audit records: the acting user or key.
     pub fn actor(&self) -> (Option<Uuid>, Option<Uuid>) {
         match self {

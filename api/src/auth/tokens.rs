@@ -53,10 +53,6 @@ impl Tokens {
         Self { keyring, issuer, ttl, verdicts: Arc::default() }
     }
 
-    pub fn ttl(&self) -> Duration {
-        self.ttl
-    }
-
     pub fn issue_user(&self, user: &UserPrincipal) -> ApiResult<(String, DateTime<Utc>)> {
         self.issue(&tenant_audience(user.tenant_id), &user.user_id, |c| {
             c.add_additional("tid", user.tenant_id.to_string())?;

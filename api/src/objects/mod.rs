@@ -44,10 +44,6 @@ impl Objects {
         Ok(Self { store, backend: settings.storage.backend })
     }
 
-    pub fn store(&self) -> &Arc<dyn ObjectStore> {
-        &self.store
-    }
-
     pub fn backend_name(&self) -> &'static str {
         match self.backend {
             StorageBackend::Local => "local",

@@ -29,10 +29,6 @@ pub async fn admin_by_email(conn: &impl ConnectionTrait, email: &str) -> ApiResu
     Ok(platform_admins::Entity::find().filter(platform_admins::Column::Email.eq(email)).one(conn).await?)
 }
 
-pub async fn admin_by_id(conn: &impl ConnectionTrait, id: Uuid) -> ApiResult<Option<platform_admins::Model>> {
-    Ok(platform_admins::Entity::find_by_id(id).one(conn).await?)
-}
-
 pub async fn tenants(conn: &impl ConnectionTrait) -> ApiResult<Vec<tenants::Model>> {
     Ok(tenants::Entity::find().order_by_asc(tenants::Column::CreatedAt).order_by_asc(tenants::Column::Id).all(conn).await?)
 }

@@ -71,14 +71,6 @@ pub async fn by_id(db: &TenantDb, id: Uuid) -> ApiResult<Option<users::Model>> {
     Ok(users::Entity::find_by_id(id).filter(users::Column::TenantId.eq(db.tenant())).one(db).await?)
 }
 
-pub async fn by_email(db: &TenantDb, email: &str) -> ApiResult<Option<users::Model>> {
-    Ok(users::Entity::find()
-        .filter(users::Column::TenantId.eq(db.tenant()))
-        .filter(users::Column::Email.eq(email))
-        .one(db)
-        .await?)
-}
-
 /// The users of `db`'s tenant among `ids`; others' ids simply find nothing.
 pub async fn by_ids(db: &TenantDb, ids: &[Uuid]) -> Result<Vec<users::Model>, DbErr> {
     users::Entity::find()
