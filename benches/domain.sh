@@ -10,7 +10,9 @@ DURATION=${DURATION:-10s}
 PG_ADMIN=${TEST_PG_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 REDIS=${TEST_REDIS_URL:-redis://127.0.0.1:6379}
 DB=aggios_bench_domain
-DB_URL="${PG_ADMIN%/*}/$DB"
+# Plain TCP for all three clients: the local server offers TLS, which libpq
+# and sqlx take by default and node-postgres does not.
+DB_URL="${PG_ADMIN%/*}/$DB?sslmode=disable"
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
 (cd benches/postgraphile && npm ci --no-audit --no-fund --silent 2>/dev/null || npm install --no-audit --no-fund --silent)
 cargo build --release --quiet --bin aggios
@@ -74,13 +76,23 @@ g=$(check "$GURL" "$WORK/postgraphile.targets" "$G_Q2" | python3 -c 'import json
 echo "Q2 check (projects, documents, first uploader): aggios=[$a] postgraphile=[$g]"
 [ "$a" = "$g" ] || { echo "the two servers disagree on Q2"; exit 1; }
 
+# BENCH_HOLD=1 keeps both servers up for profiling instead of timing them.
+if [ -n "${BENCH_HOLD:-}" ]; then
+  printf 'AURL=%s\nGURL=%s\nWORK=%s\nAPID=%s\nDB_URL=%s\n' "$AURL" "$GURL" "$WORK" "$APID" "$DB_URL" >"${BENCH_HOLD_FILE:-/tmp/aggios-bench.env}"
+  echo "holding; servers described in ${BENCH_HOLD_FILE:-/tmp/aggios-bench.env}; Ctrl-C ends"
+  wait
+fi
+
 rss_mb() { awk '/VmRSS/ {printf "%.0f", $2/1024}' "/proc/$1/status"; }
 run() { # server url targets body conns pid -> "rps p50 p99 errors rss"
   BENCH_TARGETS="$3" BENCH_BODY="$4" wrk -t2 -c"$5" -d"$DURATION" --latency -s benches/rotate.lua "$2/graphql" >"$WORK/run.txt" 2>"$WORK/run.err" || true
   echo "$(python3 benches/wrk_summary.py "$WORK/run.txt" "$WORK/run.err") $(rss_mb "$6")"
 }
 
-FLOOR=$(pgbench -n -M prepared -c 32 -j 2 -T "${DURATION%s}" -f benches/q2_floor.sql "$DB_URL" 2>/dev/null | sed -n 's/^tps = \([0-9.]*\).*/\1/p')
+python3 benches/q2_floor.py "$DB_URL" "$WORK"
+mapfile -t FLOOR_ARGS <"$WORK/q2_floor.args"
+FLOOR=$(PGOPTIONS="$PGOPTIONS -c role=aggios_app" pgbench -n -M prepared -c 32 -j 2 -T "${DURATION%s}" "${FLOOR_ARGS[@]}" "$DB_URL" 2>/dev/null | sed -n 's/^tps = \([0-9.]*\).*/\1/p')
+[ -n "$FLOOR" ] || { echo "pgbench failed for the Q2 floor"; exit 1; }
 echo "pgbench floor for Q2 (prepared, 32 clients): $FLOOR tps"
 echo
 echo "| query | conc. | Aggios req/s | p50 | p99 | err | RSS MB | PostGraphile req/s | p50 | p99 | err | RSS MB | Aggios ÷ PostGraphile | Aggios ÷ floor |"
