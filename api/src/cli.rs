@@ -49,6 +49,11 @@ pub enum Command {
         #[command(subcommand)]
         action: KeysAction,
     },
+    /// Object storage upkeep.
+    Storage {
+        #[command(subcommand)]
+        action: StorageAction,
+    },
     /// Manage platform administrators.
     PlatformAdmin {
         #[command(subcommand)]
@@ -65,6 +70,17 @@ pub enum KeysAction {
         /// How many keys to keep in all (the newest), at least 2.
         #[arg(long, default_value_t = 3)]
         keep: usize,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StorageAction {
+    /// Remove bytes no document version points at (uploads that never
+    /// committed, deleted documents), older than the grace period.
+    Sweep {
+        /// Override `storage.sweep_grace_secs`.
+        #[arg(long)]
+        grace_secs: Option<u64>,
     },
 }
 
@@ -104,6 +120,13 @@ pub enum TenantAction {
         #[arg(long)]
         custom_domain: Option<String>,
     },
+    /// Set a tenant's storage quota, in bytes.
+    Quota {
+        #[arg(long)]
+        subdomain: String,
+        #[arg(long)]
+        bytes: i64,
+    },
 }
 
 /// Whether a command needs the settings (everything except export-schema).
@@ -119,6 +142,28 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Migrate { action } => migrate(action, &settings).await,
         Command::ExportSchema { output } => export_schema(&output, settings.is_production()),
         Command::Keys { action } => keys(action, &settings).await,
+        Command::Storage { action: StorageAction::Sweep { grace_secs } } => {
+            let grace = std::time::Duration::from_secs(grace_secs.unwrap_or(settings.storage.sweep_grace_secs));
+            let state = AppState::connect(settings).await?;
+            let done = crate::files::sweep::sweep(&state, grace).await?;
+            println!(
+                "{}",
+                serde_json::json!({ "tenants": done.tenants, "objectsSeen": done.objects_seen, "removed": done.removed })
+            );
+            Ok(())
+        }
+        Command::Tenant { action: TenantAction::Quota { subdomain, bytes } } => {
+            let state = AppState::connect(settings).await?;
+            let tenant = store::tenants::by_subdomain(state.db.platform(), &subdomain)
+                .await
+                .map_err(|e| anyhow::anyhow!("could not read the tenant: {}", describe(e)))?
+                .ok_or_else(|| anyhow::anyhow!("no tenant has the subdomain {subdomain}"))?;
+            store::tenants::set_quota(state.db.platform(), tenant.id, bytes)
+                .await
+                .map_err(|e| anyhow::anyhow!("could not set the quota: {}", describe(e)))?;
+            println!("{}", serde_json::json!({ "id": tenant.id, "storageQuotaBytes": bytes }));
+            Ok(())
+        }
         Command::PlatformAdmin { action: PlatformAdminAction::Create { email } } => create_platform_admin(email, settings).await,
         Command::Tenant { action: TenantAction::Create { name, subdomain, custom_domain } } => {
             let state = AppState::connect(settings).await?;
@@ -182,6 +227,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     println!("Aggios is listening on http://{addr}");
     println!("  GraphQL:    http://{addr}/graphql");
     println!("  Playground: http://{addr}/playground");
+    crate::files::sweep::spawn_periodic(state.clone());
     app.run_until(shutdown_signal()).await?;
     Ok(())
 }

@@ -111,6 +111,24 @@ pub struct StorageSettings {
     pub s3_secret_access_key: Option<SecretString>,
     /// Path-style addressing (MinIO, SeaweedFS); virtual-host style when false.
     pub s3_path_style: bool,
+    /// Server-side encryption: unset (the bucket's default), "AES256", or
+    /// "aws:kms" with `s3_kms_key_id`.
+    pub s3_server_side_encryption: Option<String>,
+    pub s3_kms_key_id: Option<String>,
+    /// Largest file accepted, in bytes.
+    pub max_file_bytes: u64,
+    /// Largest upload request (all files and fields together), in bytes.
+    pub max_request_bytes: u64,
+    /// Most files in one request.
+    pub max_files_per_request: usize,
+    /// How long presigned URLs and signed links stay valid.
+    pub url_ttl_secs: u64,
+    /// How often `serve` sweeps unreachable bytes (0: never; run
+    /// `aggios storage sweep` instead).
+    pub sweep_interval_secs: u64,
+    /// Objects younger than this are never swept: their upload may still be
+    /// committing.
+    pub sweep_grace_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -196,6 +214,14 @@ impl Default for Settings {
                 s3_access_key_id: None,
                 s3_secret_access_key: None,
                 s3_path_style: true,
+                s3_server_side_encryption: None,
+                s3_kms_key_id: None,
+                max_file_bytes: 2 * 1024 * 1024 * 1024,
+                max_request_bytes: 2 * 1024 * 1024 * 1024 + 1024 * 1024,
+                max_files_per_request: 10,
+                url_ttl_secs: 300,
+                sweep_interval_secs: 3600,
+                sweep_grace_secs: 3600,
             },
             log: LogSettings { format: None, level: "info".into() },
             auth: AuthSettings {
@@ -284,6 +310,15 @@ impl Settings {
         if self.redis.pool_size == 0 {
             return Err(invalid("redis.pool_size", "must be at least 1"));
         }
+        if self.storage.max_file_bytes == 0 || self.storage.max_file_bytes > self.storage.max_request_bytes {
+            return Err(invalid("storage.max_file_bytes", "must be at least 1 and at most storage.max_request_bytes"));
+        }
+        if self.storage.max_files_per_request == 0 {
+            return Err(invalid("storage.max_files_per_request", "must be at least 1"));
+        }
+        if !(1..=7 * 24 * 3600).contains(&self.storage.url_ttl_secs) {
+            return Err(invalid("storage.url_ttl_secs", "must be between 1 second and 7 days (the S3 limit)"));
+        }
         if self.storage.backend == StorageBackend::S3 {
             if self.storage.s3_bucket.as_deref().unwrap_or("").is_empty() {
                 return Err(invalid("storage.s3_bucket", "is required when storage.backend is \"s3\""));
@@ -291,6 +326,16 @@ impl Settings {
             if let Some(endpoint) = &self.storage.s3_endpoint {
                 url::Url::parse(endpoint)
                     .map_err(|e| invalid("storage.s3_endpoint", format!("not a URL: {e}")))?;
+            }
+            match self.storage.s3_server_side_encryption.as_deref() {
+                None | Some("AES256") => {}
+                Some("aws:kms") if self.storage.s3_kms_key_id.is_some() => {}
+                Some("aws:kms") => {
+                    return Err(invalid("storage.s3_kms_key_id", "is required when storage.s3_server_side_encryption is \"aws:kms\""));
+                }
+                Some(_) => {
+                    return Err(invalid("storage.s3_server_side_encryption", "must be \"AES256\" or \"aws:kms\""));
+                }
             }
             if self.storage.s3_access_key_id.is_some() != self.storage.s3_secret_access_key.is_some() {
                 return Err(invalid(

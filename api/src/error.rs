@@ -29,6 +29,10 @@ pub enum ApiError {
     /// The email and password do not match an active account (the same
     /// answer for an unknown email, a wrong password, an inactive account).
     InvalidCredentials,
+    /// A file or request exceeds a size limit (the message names which).
+    PayloadTooLarge(String),
+    /// The upload would take the agency past its storage quota.
+    QuotaExceeded { quota: i64, used: i64, needed: i64 },
     /// A dependency (database, Redis, storage) cannot be reached.
     Unavailable(&'static str),
     Internal(anyhow::Error),
@@ -54,6 +58,8 @@ impl ApiError {
             Self::MethodNotAllowed(_) => "METHOD_NOT_ALLOWED",
             Self::RateLimited { .. } => "RATE_LIMITED",
             Self::InvalidCredentials => "INVALID_CREDENTIALS",
+            Self::PayloadTooLarge(_) => "PAYLOAD_TOO_LARGE",
+            Self::QuotaExceeded { .. } => "QUOTA_EXCEEDED",
             Self::Unavailable(_) => "SERVICE_UNAVAILABLE",
             Self::Internal(_) => "INTERNAL",
         }
@@ -70,6 +76,8 @@ impl ApiError {
             Self::BadUserInput { .. } | Self::TenantRequired => StatusCode::BAD_REQUEST,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::QuotaExceeded { .. } => StatusCode::INSUFFICIENT_STORAGE,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -90,6 +98,10 @@ impl ApiError {
             Self::MethodNotAllowed(why) => (*why).into(),
             Self::RateLimited { retry_after, why } => format!("{why}; try again in {retry_after} seconds"),
             Self::InvalidCredentials => "the email or password is wrong, or the account is not active".into(),
+            Self::PayloadTooLarge(what) => format!("too large: {what}"),
+            Self::QuotaExceeded { quota, used, needed } => format!(
+                "the agency's storage quota is {quota} bytes, {used} are used and this needs {needed} more; delete documents or ask for a larger quota"
+            ),
             Self::Unavailable(what) => format!("{what} is unavailable right now; try again shortly"),
             Self::Internal(cause) => {
                 let id = Uuid::now_v7();

@@ -5,6 +5,7 @@
 pub mod api_keys;
 pub mod audit_events;
 pub mod clients;
+pub mod document_versions;
 pub mod documents;
 pub mod platform_admins;
 pub mod projects;

@@ -4,10 +4,14 @@
 
 use std::sync::Arc;
 
-use async_graphql::parser::types::OperationType;
-use async_graphql_poem::{GraphQLRequest, GraphQLResponse};
+use async_graphql::{
+    ParseRequestError,
+    http::MultipartOptions,
+    parser::types::OperationType,
+};
+use async_graphql_poem::GraphQLResponse;
 use poem::{
-    IntoResponse, Request, Response, handler,
+    Body, IntoResponse, Request, Response, handler,
     http::{Method, StatusCode},
     web::{Data, Json},
 };
@@ -32,19 +36,13 @@ pub fn error_response(err: ApiError) -> Response {
 }
 
 #[handler]
-pub async fn graphql(req: &Request, Data(state): Data<&AppState>, gql: GraphQLRequest) -> Response {
+pub async fn graphql(req: &Request, Data(state): Data<&AppState>, body: Body) -> Response {
     let request_id = req.extensions().get::<RequestId>().map(|r| r.0.clone()).unwrap_or_default();
     let host = req.uri().host().map(str::to_owned).or_else(|| req.header("host").map(str::to_owned)).unwrap_or_default();
     let resolved = match state.tenants.resolve(&host, req.header("x-tenant")).await {
         Ok(r) => r,
         Err(e) => return error_response(e),
     };
-    if req.method() == Method::GET && !is_query(&gql.0) {
-        return error_response(ApiError::MethodNotAllowed(
-            "only queries may be sent with GET; send mutations with POST",
-        ));
-    }
-
     let client = ClientInfo { ip: client_ip(req, state.settings.server.trust_forwarded_for), user_agent: req.header("user-agent").map(str::to_owned) };
     let mut ctx = RequestContext::new(request_id, resolved, client, &state.db);
     let creds = Credentials { authorization: req.header("authorization"), api_key: req.header("x-api-key") };
@@ -57,8 +55,27 @@ pub async fn graphql(req: &Request, Data(state): Data<&AppState>, gql: GraphQLRe
             return error_response(e);
         }
     }
+    // The body is read only now: an unknown agency or a refused credential
+    // never gets to spool a large upload.
+    let gql = match read_request(req, body, &state.settings.storage).await {
+        Ok(r) => r,
+        Err(e) => {
+            if let Err(db_err) = ctx.finish(false).await {
+                tracing::warn!(error = ?db_err, "rolling back after an unreadable request");
+            }
+            return error_response(e);
+        }
+    };
+    if req.method() == Method::GET && !is_query(&gql) {
+        if let Err(db_err) = ctx.finish(false).await {
+            tracing::warn!(error = ?db_err, "rolling back after a refused GET");
+        }
+        return error_response(ApiError::MethodNotAllowed(
+            "only queries may be sent with GET; send mutations with POST",
+        ));
+    }
     let ctx = Arc::new(ctx);
-    let mut response = state.schema.execute(gql.0.data(ctx.clone()).data(state.clone())).await;
+    let mut response = state.schema.execute(gql.data(ctx.clone()).data(state.clone())).await;
     let commit = response.errors.is_empty();
     if let Err(e) = ctx.finish(commit).await {
         let err: async_graphql::Error = ApiError::internal(e).into();
@@ -76,6 +93,77 @@ pub async fn graphql(req: &Request, Data(state): Data<&AppState>, gql: GraphQLRe
         resp.headers_mut().insert("x-aggios-sql-statements", poem::http::HeaderValue::from(db.statement_count()));
     }
     resp
+}
+
+/// The GraphQL request of a GET (query string) or POST (JSON, or the
+/// multipart request spec with files spooled to temporary files), within the
+/// size limits of `storage.*`.
+async fn read_request(
+    req: &Request,
+    body: Body,
+    limits: &crate::config::StorageSettings,
+) -> Result<async_graphql::Request, ApiError> {
+    if req.method() == Method::GET {
+        return async_graphql::http::parse_query_string(req.uri().query().unwrap_or_default())
+            .map_err(|e| ApiError::BadUserInput { field: "query", message: e.to_string() });
+    }
+    let max = limits.max_request_bytes;
+    let declared = req.header("content-length").and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max) {
+        return Err(ApiError::PayloadTooLarge(format!("the request has {} bytes and the limit is {max}", declared.unwrap_or(0))));
+    }
+    let tripped = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reader = Limited { inner: body.into_async_read(), left: max, tripped: tripped.clone() };
+    let opts = MultipartOptions::default()
+        .max_file_size(usize::try_from(limits.max_file_bytes).unwrap_or(usize::MAX))
+        .max_num_files(limits.max_files_per_request);
+    use tokio_util::compat::TokioAsyncReadCompatExt as _;
+    let parsed = async_graphql::http::receive_body(req.header("content-type"), reader.compat(), opts).await;
+    let request = match parsed {
+        Ok(r) => r,
+        Err(_) if tripped.load(std::sync::atomic::Ordering::Relaxed) => {
+            return Err(ApiError::PayloadTooLarge(format!("the request is larger than the limit of {max} bytes")));
+        }
+        Err(ParseRequestError::PayloadTooLarge) => {
+            return Err(ApiError::PayloadTooLarge(format!("a file is larger than the limit of {} bytes", limits.max_file_bytes)));
+        }
+        Err(e) => return Err(ApiError::BadUserInput { field: "request", message: e.to_string() }),
+    };
+    if request.uploads.len() > limits.max_files_per_request {
+        return Err(ApiError::PayloadTooLarge(format!(
+            "the request has {} files and the limit is {}",
+            request.uploads.len(),
+            limits.max_files_per_request
+        )));
+    }
+    Ok(request)
+}
+
+/// A body reader that fails once more than `left` bytes arrive.
+struct Limited<R> {
+    inner: R,
+    left: u64,
+    tripped: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl<R: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Limited<R> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = std::pin::Pin::new(&mut self.inner).poll_read(cx, buf);
+        if let std::task::Poll::Ready(Ok(())) = &polled {
+            let n = (buf.filled().len() - before) as u64;
+            if n > self.left {
+                self.tripped.store(true, std::sync::atomic::Ordering::Relaxed);
+                return std::task::Poll::Ready(Err(std::io::Error::other("request body over the limit")));
+            }
+            self.left -= n;
+        }
+        polled
+    }
 }
 
 /// The client's address: the peer, or behind a trusted proxy the address it

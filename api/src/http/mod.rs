@@ -1,6 +1,7 @@
 //! HTTP: routes and middleware. `/graphql` is tenant-bound; health and the
 //! playground are not.
 
+mod files;
 mod graphql;
 mod health;
 pub mod playground;
@@ -18,8 +19,11 @@ pub fn routes(state: AppState) -> impl Endpoint<Output = poem::Response> {
         .at("/playground", get(playground::index))
         .at("/playground/", get(playground::index))
         .at("/playground/:file", get(playground::asset))
+        .at("/files/:grant", get(files::download).put(files::upload))
         .at("/healthz", get(health::healthz))
         .at("/readyz", get(health::readyz))
         .data(state)
+        // A panic in a handler or library answers 500 instead of dropping the connection.
+        .with(poem::middleware::CatchPanic::new())
         .around(request_id::with_request_id)
 }

@@ -1,34 +1,113 @@
 //! Object storage through `object_store`: the local filesystem by default, any
 //! S3 API (SeaweedFS, MinIO, AWS) in production.
+//!
+//! Every key is built here from server-generated ids only
+//! (`{tenant}/documents/{document}/{version}`); nothing a user typed ever
+//! reaches a key or a path.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use anyhow::Context as _;
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use futures::{StreamExt as _, TryStreamExt as _};
 use object_store::{
-    ObjectStore, aws::AmazonS3Builder, local::LocalFileSystem, path::Path,
+    ObjectStore, ObjectStoreExt as _, PutPayload, WriteMultipart,
+    aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey},
+    local::LocalFileSystem,
+    path::Path,
+    signer::{Signer as _, SignedUrlOptions},
 };
 use secrecy::ExposeSecret;
+use sha2::{Digest as _, Sha256};
+use tokio::io::AsyncReadExt as _;
+use uuid::Uuid;
 
 use crate::config::{Settings, StorageBackend};
+
+/// Parts of a multipart upload; S3 asks at least 5 MiB of every part but the last.
+pub const PART_BYTES: usize = 8 * 1024 * 1024;
 
 #[derive(Debug, Clone)]
 pub struct Objects {
     store: Arc<dyn ObjectStore>,
+    /// The same store, typed, when it can presign URLs (S3).
+    s3: Option<Arc<AmazonS3>>,
     backend: StorageBackend,
+}
+
+/// A stored object's facts, as computed while its bytes went by.
+#[derive(Debug, Clone)]
+pub struct Stored {
+    pub size: u64,
+    pub sha256: String,
+}
+
+/// One object found in the store.
+#[derive(Debug, Clone)]
+pub struct Listed {
+    pub key: String,
+    pub last_modified: DateTime<Utc>,
+}
+
+/// Storage failed: unreachable, refused, or the object is not there.
+#[derive(Debug)]
+pub enum StorageError {
+    NotFound,
+    Io(std::io::Error),
+    Store(object_store::Error),
+}
+
+impl From<object_store::Error> for StorageError {
+    fn from(e: object_store::Error) -> Self {
+        match e {
+            object_store::Error::NotFound { .. } => Self::NotFound,
+            other => Self::Store(other),
+        }
+    }
+}
+
+impl From<StorageError> for anyhow::Error {
+    fn from(e: StorageError) -> Self {
+        match e {
+            StorageError::NotFound => anyhow::anyhow!("object not found"),
+            StorageError::Io(e) => anyhow::Error::new(e).context("reading the upload"),
+            StorageError::Store(e) => anyhow::Error::new(e).context("object storage"),
+        }
+    }
+}
+
+/// The key of one version's bytes.
+pub fn version_key(tenant: Uuid, document: Uuid, version: Uuid) -> String {
+    format!("{tenant}/documents/{document}/{version}")
+}
+
+/// The prefix of everything a tenant stores.
+pub fn tenant_prefix(tenant: Uuid) -> String {
+    format!("{tenant}/")
 }
 
 impl Objects {
     pub fn from_settings(settings: &Settings) -> anyhow::Result<Self> {
         let s = &settings.storage;
-        let store: Arc<dyn ObjectStore> = match s.backend {
+        match s.backend {
             StorageBackend::Local => {
                 let dir = settings.local_objects_dir();
                 std::fs::create_dir_all(&dir)
                     .with_context(|| format!("creating {} (setting storage.local_dir)", dir.display()))?;
-                Arc::new(LocalFileSystem::new_with_prefix(&dir)?)
+                let store = Arc::new(LocalFileSystem::new_with_prefix(&dir)?);
+                Ok(Self { store, s3: None, backend: s.backend })
             }
             StorageBackend::S3 => {
+                // A few quick retries, then a clear error: an API request
+                // should not hang for the library's default three minutes.
+                let retry = object_store::RetryConfig {
+                    max_retries: 3,
+                    retry_timeout: Duration::from_secs(15),
+                    ..Default::default()
+                };
                 let mut b = AmazonS3Builder::new()
+                    .with_retry(retry)
                     .with_region(&s.s3_region)
                     .with_bucket_name(s.s3_bucket.clone().unwrap_or_default())
                     .with_virtual_hosted_style_request(!s.s3_path_style);
@@ -38,10 +117,18 @@ impl Objects {
                 if let (Some(id), Some(secret)) = (&s.s3_access_key_id, &s.s3_secret_access_key) {
                     b = b.with_access_key_id(id).with_secret_access_key(secret.expose_secret());
                 }
-                Arc::new(b.build().context("configuring S3 storage (settings storage.s3_*)")?)
+                match (s.s3_server_side_encryption.as_deref(), &s.s3_kms_key_id) {
+                    (Some("aws:kms"), Some(key)) => b = b.with_sse_kms_encryption(key),
+                    (Some(kind), _) => {
+                        let key: AmazonS3ConfigKey = "aws_server_side_encryption".parse()?;
+                        b = b.with_config(key, kind);
+                    }
+                    (None, _) => {}
+                }
+                let s3 = Arc::new(b.build().context("configuring S3 storage (settings storage.s3_*)")?);
+                Ok(Self { store: s3.clone(), s3: Some(s3), backend: s.backend })
             }
-        };
-        Ok(Self { store, backend: settings.storage.backend })
+        }
     }
 
     pub fn backend_name(&self) -> &'static str {
@@ -51,9 +138,170 @@ impl Objects {
         }
     }
 
+    /// Whether clients get presigned URLs straight to the store (S3), or
+    /// links served by the API (local files).
+    pub fn presigns(&self) -> bool {
+        self.s3.is_some()
+    }
+
     /// Reachable, authorised, and the bucket exists: a listing of a prefix
     /// that holds nothing (a missing bucket fails it, a missing key would not).
     pub async fn ping(&self) -> Result<(), object_store::Error> {
         self.store.list_with_delimiter(Some(&Path::from("_aggios"))).await.map(|_| ())
     }
+
+    /// Streams `reader` to `key`, hashing as it goes: one PUT for a file of
+    /// one part, a multipart upload (aborted on failure) for larger ones.
+    /// Memory holds at most a few parts whatever the size.
+    pub async fn put_stream(
+        &self,
+        key: &str,
+        mut reader: impl tokio::io::AsyncRead + Unpin,
+        content_type: &str,
+    ) -> Result<Stored, StorageError> {
+        let path = Path::from(key);
+        // S3 keeps the content type with the object; the local store has no
+        // place for attributes (the rows keep it for both).
+        let mut attrs = object_store::Attributes::new();
+        if self.s3.is_some() {
+            attrs.insert(object_store::Attribute::ContentType, content_type.to_owned().into());
+        }
+        let mut hasher = Sha256::new();
+        let first = read_part(&mut reader).await?;
+        hasher.update(&first);
+        if first.len() < PART_BYTES {
+            let size = first.len() as u64;
+            let opts = object_store::PutOptions { attributes: attrs, ..Default::default() };
+            self.store.put_opts(&path, PutPayload::from_bytes(first), opts).await?;
+            return Ok(Stored { size, sha256: hex(&hasher.finalize()) });
+        }
+        let opts = object_store::PutMultipartOptions { attributes: attrs, ..Default::default() };
+        let upload = self.store.put_multipart_opts(&path, opts).await?;
+        let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_BYTES);
+        let mut size = first.len() as u64;
+        writer.put(first);
+        let result: Result<(), StorageError> = async {
+            loop {
+                writer.wait_for_capacity(2).await?;
+                let part = read_part(&mut reader).await?;
+                if part.is_empty() {
+                    return Ok(());
+                }
+                hasher.update(&part);
+                size += part.len() as u64;
+                writer.put(part);
+            }
+        }
+        .await;
+        match result {
+            Ok(()) => {
+                writer.finish().await?;
+                Ok(Stored { size, sha256: hex(&hasher.finalize()) })
+            }
+            Err(e) => {
+                if let Err(abort) = writer.abort().await {
+                    tracing::warn!(error = %abort, key, "aborting a failed multipart upload");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// The object's bytes as a stream, and its size.
+    pub async fn get_stream(
+        &self,
+        key: &str,
+    ) -> Result<(u64, futures::stream::BoxStream<'static, Result<Bytes, object_store::Error>>), StorageError> {
+        let got = self.store.get(&Path::from(key)).await?;
+        let size = got.meta.size;
+        Ok((size, got.into_stream().boxed()))
+    }
+
+    /// The size of the object, and the SHA-256 and first bytes of its
+    /// content, read once (for confirming a direct upload).
+    pub async fn inspect(&self, key: &str) -> Result<(Stored, Bytes), StorageError> {
+        let (_, mut stream) = self.get_stream(key).await?;
+        let mut hasher = Sha256::new();
+        let mut size = 0u64;
+        let mut head = Vec::new();
+        while let Some(chunk) = stream.try_next().await? {
+            if head.len() < SNIFF_BYTES {
+                head.extend_from_slice(&chunk[..chunk.len().min(SNIFF_BYTES - head.len())]);
+            }
+            hasher.update(&chunk);
+            size += chunk.len() as u64;
+        }
+        Ok((Stored { size, sha256: hex(&hasher.finalize()) }, Bytes::from(head)))
+    }
+
+    pub async fn size_of(&self, key: &str) -> Result<u64, StorageError> {
+        Ok(self.store.head(&Path::from(key)).await?.size)
+    }
+
+    /// Removes an object; one already gone is fine.
+    pub async fn delete(&self, key: &str) -> Result<(), StorageError> {
+        match self.store.delete(&Path::from(key)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Everything under `prefix`.
+    pub async fn list(&self, prefix: &str) -> Result<Vec<Listed>, StorageError> {
+        let prefix = Path::from(prefix);
+        let found: Vec<_> = self.store.list(Some(&prefix)).try_collect().await?;
+        Ok(found.into_iter().map(|m| Listed { key: m.location.to_string(), last_modified: m.last_modified }).collect())
+    }
+
+    /// A presigned GET (S3 only).
+    pub async fn presigned_get(&self, key: &str, ttl: Duration) -> Result<Option<String>, StorageError> {
+        let Some(s3) = &self.s3 else { return Ok(None) };
+        let url = s3.signed_url(poem::http::Method::GET, &Path::from(key), ttl).await?;
+        Ok(Some(url.to_string()))
+    }
+
+    /// A presigned PUT bound to the content type (S3 only): the store refuses
+    /// another. SigV4 query signing cannot bind the length (object_store
+    /// reserves `content-length`), so the size is checked at confirmation.
+    pub async fn presigned_put(
+        &self,
+        key: &str,
+        ttl: Duration,
+        content_type: &str,
+    ) -> Result<Option<String>, StorageError> {
+        use poem::http::{HeaderValue, header};
+        let Some(s3) = &self.s3 else { return Ok(None) };
+        let ct = HeaderValue::from_str(content_type)
+            .map_err(|e| StorageError::Io(std::io::Error::new(std::io::ErrorKind::InvalidInput, e)))?;
+        let opts = SignedUrlOptions::new().with_signed_header(header::CONTENT_TYPE, ct);
+        let url = s3.signed_url_opts(poem::http::Method::PUT, &Path::from(key), ttl, &opts).await?;
+        Ok(Some(url.to_string()))
+    }
+}
+
+/// How many leading bytes content sniffing looks at.
+pub const SNIFF_BYTES: usize = 8192;
+
+/// Reads up to one part (less only at the end of the input).
+async fn read_part(reader: &mut (impl tokio::io::AsyncRead + Unpin)) -> Result<Bytes, StorageError> {
+    let mut buf = Vec::with_capacity(PART_BYTES);
+    while buf.len() < PART_BYTES {
+        let n = (&mut *reader)
+            .take((PART_BYTES - buf.len()) as u64)
+            .read_to_end(&mut buf)
+            .await
+            .map_err(StorageError::Io)?;
+        if n == 0 {
+            break;
+        }
+    }
+    Ok(Bytes::from(buf))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
 }

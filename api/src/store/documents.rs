@@ -2,7 +2,7 @@
 
 use chrono::Utc;
 use entity::documents;
-use sea_orm::{ActiveModelTrait as _, ActiveValue::Set, ColumnTrait, DbErr, EntityTrait, QueryFilter};
+use sea_orm::{ActiveModelTrait as _, ActiveValue::Set, ColumnTrait, DbErr, EntityTrait, QueryFilter, QuerySelect as _};
 use uuid::Uuid;
 
 use super::{
@@ -18,14 +18,9 @@ pub struct Filter {
     pub common: super::Common,
 }
 
-/// Attached to exactly one of a project or a client of this tenant.
-pub async fn create(
-    db: &TenantDb,
-    mut model: documents::ActiveModel,
-    project: Option<Uuid>,
-    client: Option<Uuid>,
-    actor: Option<Uuid>,
-) -> ApiResult<documents::Model> {
+/// A document is attached to exactly one of a project or a client of this
+/// tenant.
+pub async fn check_owner(db: &TenantDb, project: Option<Uuid>, client: Option<Uuid>) -> ApiResult<()> {
     match (project, client) {
         (Some(p), None) => {
             super::projects::by_id(db, p).await?.ok_or(ApiError::NotFound("project"))?;
@@ -40,21 +35,21 @@ pub async fn create(
             });
         }
     }
-    let now = Utc::now();
-    model.id = Set(Uuid::now_v7());
-    model.tenant_id = Set(db.tenant());
-    model.project_id = Set(project);
-    model.client_id = Set(client);
-    model.current_version = Set(1);
-    model.uploaded_by = Set(actor);
-    model.created_by = Set(actor);
-    model.created_at = Set(now);
-    model.updated_at = Set(now);
-    Ok(documents::Entity::insert(model).exec_with_returning(db).await?)
+    Ok(())
 }
 
 pub async fn by_id(db: &TenantDb, id: Uuid) -> ApiResult<Option<documents::Model>> {
     Ok(documents::Entity::find_by_id(id).filter(documents::Column::TenantId.eq(db.tenant())).one(db).await?)
+}
+
+/// The document, locked until the transaction ends (on PostgreSQL; SQLite
+/// has one writer anyway).
+pub async fn by_id_for_update(db: &TenantDb, id: Uuid) -> ApiResult<Option<documents::Model>> {
+    Ok(documents::Entity::find_by_id(id)
+        .filter(documents::Column::TenantId.eq(db.tenant()))
+        .lock_exclusive()
+        .one(db)
+        .await?)
 }
 
 /// The first `n` documents (by id) of each of `projects`, in one statement.

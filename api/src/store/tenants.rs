@@ -4,7 +4,7 @@
 
 use chrono::Utc;
 use entity::tenants;
-use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
+use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect as _};
 use uuid::Uuid;
 
 use crate::error::{ApiError, ApiResult};
@@ -97,6 +97,28 @@ pub async fn by_id(conn: &impl ConnectionTrait, id: Uuid) -> ApiResult<Option<te
 pub async fn by_custom_domain(conn: &impl ConnectionTrait, domain: &str) -> ApiResult<Option<tenants::Model>> {
     Ok(tenants::Entity::find().filter(tenants::Column::CustomDomain.eq(domain)).one(conn).await?)
 }
+
+/// Every tenant's id (for platform jobs such as the storage sweeper).
+pub async fn all_ids(conn: &impl ConnectionTrait) -> Result<Vec<Uuid>, sea_orm::DbErr> {
+    tenants::Entity::find().select_only().column(tenants::Column::Id).into_tuple().all(conn).await
+}
+
+/// Sets a tenant's storage quota, in bytes.
+pub async fn set_quota(conn: &impl ConnectionTrait, id: Uuid, bytes: i64) -> ApiResult<()> {
+    if bytes < 0 {
+        return Err(ApiError::BadUserInput { field: "bytes", message: "must not be negative".into() });
+    }
+    let done = tenants::Entity::update_many()
+        .col_expr(tenants::Column::StorageQuotaBytes, sea_orm::sea_query::Expr::value(bytes))
+        .filter(tenants::Column::Id.eq(id))
+        .exec(conn)
+        .await?;
+    if done.rows_affected == 0 {
+        return Err(ApiError::TenantNotFound);
+    }
+    Ok(())
+}
+
 
 #[cfg(test)]
 mod tests {

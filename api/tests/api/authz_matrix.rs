@@ -66,6 +66,7 @@ fn rules() -> Vec<Rule> {
     let public_on_api = ON_API_HOST_AS;
     let domain_read = [UNAUTH, OK, OK, OK, OK, OK, UNAUTH, UNAUTH];
     let domain_write = [UNAUTH, OK, OK, OK, FORBID, OK, UNAUTH, UNAUTH];
+    let upload_write = [UNAUTH, "BAD_USER_INPUT", "BAD_USER_INPUT", "BAD_USER_INPUT", FORBID, "BAD_USER_INPUT", UNAUTH, UNAUTH];
     // Deleting twice: the first allowed caller deletes, later ones find nothing.
     let domain_delete = [UNAUTH, FORBID, OK, "NOT_FOUND", FORBID, "NOT_FOUND", UNAUTH, UNAUTH];
     vec![
@@ -88,12 +89,28 @@ fn rules() -> Vec<Rule> {
         Rule { field: "createProject", at: Where::Tenant, op: "mutation { createProject(input: { clientId: \"{client}\", name: \"P{n}\" }) { id } }", expect: domain_write },
         Rule { field: "updateProject", at: Where::Tenant, op: "mutation { updateProject(id: \"{project}\", input: { status: ACTIVE }) { id } }", expect: domain_write },
         Rule { field: "deleteProject", at: Where::Tenant, op: "mutation { deleteProject(id: \"{spare_project}\") }", expect: domain_delete },
+        // Past the guard, a caller without a file is told so: that answer
+        // proves the guard let it through.
         Rule {
-            field: "createDocument",
+            field: "uploadDocument",
             at: Where::Tenant,
-            op: "mutation { createDocument(input: { projectId: \"{project}\", name: \"d{n}.pdf\", contentType: \"application/pdf\", sizeBytes: 1, checksumSha256: \"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\" }) { id } }",
+            op: "mutation { uploadDocument(input: { projectId: \"{project}\", file: \"#__graphql_file__:0\" }) { id } }",
+            expect: upload_write,
+        },
+        Rule {
+            field: "uploadDocumentVersion",
+            at: Where::Tenant,
+            op: "mutation { uploadDocumentVersion(documentId: \"{document}\", file: \"#__graphql_file__:0\") { id } }",
+            expect: upload_write,
+        },
+        Rule {
+            field: "requestDocumentUpload",
+            at: Where::Tenant,
+            op: "mutation { requestDocumentUpload(input: { projectId: \"{project}\", name: \"d{n}.pdf\", contentType: \"application/pdf\", sizeBytes: 10 }) { uploadToken } }",
             expect: domain_write,
         },
+        Rule { field: "confirmDocumentUpload", at: Where::Tenant, op: "mutation { confirmDocumentUpload(uploadToken: \"forged\") { id } }", expect: upload_write },
+        Rule { field: "storageUsage", at: Where::Tenant, op: "{ storageUsage { usedBytes } }", expect: domain_read },
         Rule { field: "updateDocument", at: Where::Tenant, op: "mutation { updateDocument(id: \"{document}\", input: { name: \"r{n}.pdf\" }) { id } }", expect: domain_write },
         Rule { field: "deleteDocument", at: Where::Tenant, op: "mutation { deleteDocument(id: \"{spare_document}\") }", expect: domain_delete },
         Rule { field: "platformTenants", at: Where::Api, op: "{ platformTenants { id } }", expect: platform },
@@ -250,11 +267,19 @@ async fn create(app: &TestApp, owner: &Signed, kind: &str, parent: Option<&str>)
     let op = match kind {
         "client" => "mutation { createClient(input: { name: \"Globo\" }) { id } }".to_owned(),
         "project" => format!("mutation {{ createProject(input: {{ clientId: \"{}\", name: \"Site\" }}) {{ id }} }}", parent.unwrap_or_default()),
-        _ => format!(
-            "mutation {{ createDocument(input: {{ projectId: \"{}\", name: \"brief.pdf\", contentType: \"application/pdf\", sizeBytes: 10, checksumSha256: \"{}\" }}) {{ id }} }}",
-            parent.unwrap_or_default(),
-            "b".repeat(64)
-        ),
+        _ => {
+            let bytes = b"%PDF-1.7\nbrief".to_vec();
+            let a = app
+                .gql_upload(
+                    &host("acme"),
+                    &owner.access,
+                    "mutation($input: UploadDocumentInput!) { uploadDocument(input: $input) { id } }",
+                    json!({ "input": { "projectId": parent.unwrap_or_default(), "name": "brief.pdf", "file": null } }),
+                    &[FilePart { path: "variables.input.file", filename: "brief.pdf", content_type: "application/pdf", bytes: &bytes }],
+                )
+                .await;
+            return a.body["data"]["uploadDocument"]["id"].as_str().unwrap_or_else(|| panic!("uploading: {:?}", a.body)).to_owned();
+        }
     };
     let a = app.gql_as(&host("acme"), &owner.access, &op).await;
     let data = &a.body["data"];

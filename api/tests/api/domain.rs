@@ -20,9 +20,17 @@ async fn project(app: &TestApp, who: &Signed, sub: &str, client: &str, name: &st
 }
 
 async fn document(app: &TestApp, who: &Signed, sub: &str, project: &str, name: &str) -> String {
-    make(app, who, sub,
-        "mutation($p: ID!, $n: String!, $s: String!) { createDocument(input: { projectId: $p, name: $n, contentType: \"application/pdf\", sizeBytes: 2048, checksumSha256: $s }) { id } }",
-        json!({ "p": project, "n": name, "s": "c".repeat(64) })).await
+    let bytes = b"%PDF-1.7\nbrief".to_vec();
+    let a = app
+        .gql_upload(
+            &host(sub),
+            &who.access,
+            "mutation($input: UploadDocumentInput!) { uploadDocument(input: $input) { id } }",
+            json!({ "input": { "projectId": project, "name": name, "file": null } }),
+            &[FilePart { path: "variables.input.file", filename: "brief.pdf", content_type: "application/pdf", bytes: &bytes }],
+        )
+        .await;
+    a.body["data"]["uploadDocument"]["id"].as_str().unwrap_or_else(|| panic!("upload: {:?}", a.body)).to_owned()
 }
 
 on_both_backends! {
@@ -171,7 +179,7 @@ on_both_backends! {
             format!("mutation {{ deleteProject(id: \"{bp}\") }}"),
             format!("mutation {{ deleteDocument(id: \"{bd}\") }}"),
             format!("mutation {{ createProject(input: {{ clientId: \"{bc}\", name: \"X\" }}) {{ id }} }}"),
-            format!("mutation {{ createDocument(input: {{ projectId: \"{bp}\", name: \"x\", contentType: \"text/plain\", sizeBytes: 1, checksumSha256: \"{}\" }}) {{ id }} }}", "a".repeat(64)),
+            format!("mutation {{ requestDocumentUpload(input: {{ projectId: \"{bp}\", name: \"x\", contentType: \"text/plain\", sizeBytes: 1 }}) {{ uploadToken }} }}"),
         ] {
             let r = app.gql_as(&h, &a.access, &op).await;
             assert_eq!(r.code(), Some("NOT_FOUND"), "{op}: {:?}", r.body);

@@ -1,9 +1,8 @@
 //! `/healthz` and `/readyz` against the real services: green when the
 //! database, Redis and SeaweedFS answer, red with the reason when one stops.
 
-use std::{process::Stdio, time::Duration};
+use std::process::Stdio;
 
-use tokio::{io::copy_bidirectional, net::TcpListener, task::JoinHandle};
 
 use crate::helpers::*;
 
@@ -75,44 +74,11 @@ async fn readyz_turns_red_naming_redis_when_redis_stops() {
     assert_eq!(app.get("/healthz").await.status, 200);
 }
 
-/// A TCP relay in front of the real S3 server; stopping it makes the server
-/// unreachable for this test's app alone.
-struct Relay {
-    port: u16,
-    task: JoinHandle<()>,
-}
-
-impl Relay {
-    async fn start(target: String) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let task = tokio::spawn(async move {
-            let mut conns = tokio::task::JoinSet::new();
-            while let Ok((mut inbound, _)) = listener.accept().await {
-                let target = target.clone();
-                conns.spawn(async move {
-                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await {
-                        let _ = copy_bidirectional(&mut inbound, &mut outbound).await;
-                    }
-                });
-            }
-        });
-        Self { port, task }
-    }
-
-    /// Stops listening and cuts every relayed connection.
-    async fn stop(self) {
-        self.task.abort();
-        let _ = self.task.await;
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 #[tokio::test]
 async fn readyz_turns_red_naming_storage_when_s3_stops() {
     let s3 = s3();
     let target = url::Url::parse(&s3.endpoint).unwrap();
-    let relay = Relay::start(format!("{}:{}", target.host_str().unwrap(), target.port().unwrap_or(80))).await;
+    let relay = Relay::start(None, format!("{}:{}", target.host_str().unwrap(), target.port().unwrap_or(80))).await;
     let app = TestApp::builder(Backend::Sqlite)
         .with_s3_endpoint(S3Endpoint { endpoint: format!("http://127.0.0.1:{}", relay.port), ..s3 })
         .build()

@@ -127,11 +127,15 @@ impl Drop for TestDatabase {
     }
 }
 
+/// A change to the settings a test makes before the app starts.
+type Tweak = Box<dyn FnOnce(&mut Settings)>;
+
 pub struct TestAppBuilder {
     backend: Backend,
     redis: Option<String>,
     s3: Option<S3Endpoint>,
     production: bool,
+    tweaks: Vec<Tweak>,
 }
 
 impl TestAppBuilder {
@@ -150,6 +154,16 @@ impl TestAppBuilder {
 
     pub fn with_s3_endpoint(mut self, s3: S3Endpoint) -> Self {
         self.s3 = Some(s3);
+        self
+    }
+
+    pub fn with_storage_url_ttl(mut self, secs: u64) -> Self {
+        self.tweaks.push(Box::new(move |s| s.storage.url_ttl_secs = secs));
+        self
+    }
+
+    pub fn with_max_file_bytes(mut self, bytes: u64) -> Self {
+        self.tweaks.push(Box::new(move |s| s.storage.max_file_bytes = bytes));
         self
     }
 
@@ -188,6 +202,9 @@ impl TestAppBuilder {
             settings.storage.s3_access_key_id = Some(s3.access_key);
             settings.storage.s3_secret_access_key = Some(s3.secret_key.into());
         }
+        for tweak in self.tweaks {
+            tweak(&mut settings);
+        }
         settings.validate().expect("test settings are valid");
         if self.production {
             // Production never invents keys: the operator provides them.
@@ -223,7 +240,7 @@ impl Answer {
 
 impl TestApp {
     pub fn builder(backend: Backend) -> TestAppBuilder {
-        TestAppBuilder { backend, redis: None, s3: None, production: false }
+        TestAppBuilder { backend, redis: None, s3: None, production: false, tweaks: Vec::new() }
     }
 
     pub async fn new(backend: Backend) -> Self {
@@ -450,3 +467,134 @@ macro_rules! on_both_backends {
     };
 }
 pub(crate) use on_both_backends;
+
+/// A TCP relay in front of the real S3 server: stopping it makes the server
+/// unreachable for one test's app alone. With a budget, it cuts every
+/// connection once that many bytes have gone upstream (storage failing in
+/// the middle of an upload).
+pub struct Relay {
+    pub port: u16,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Relay {
+    pub async fn start(budget: Option<u64>, target: String) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let left = Arc::new(std::sync::atomic::AtomicU64::new(budget.unwrap_or(u64::MAX)));
+        let task = tokio::spawn(async move {
+            let mut conns = tokio::task::JoinSet::new();
+            while let Ok((inbound, _)) = listener.accept().await {
+                let (target, left) = (target.clone(), left.clone());
+                conns.spawn(async move {
+                    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+                    let Ok(outbound) = tokio::net::TcpStream::connect(target).await else { return };
+                    let (mut ir, mut iw) = inbound.into_split();
+                    let (mut or, mut ow) = outbound.into_split();
+                    let up = async {
+                        let mut buf = vec![0u8; 64 * 1024];
+                        loop {
+                            let n = match ir.read(&mut buf).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => n,
+                            };
+                            let before = left.fetch_sub((n as u64).min(left.load(Ordering::SeqCst)), Ordering::SeqCst);
+                            if before < n as u64 {
+                                return;
+                            }
+                            if ow.write_all(&buf[..n]).await.is_err() {
+                                return;
+                            }
+                        }
+                    };
+                    let down = async {
+                        let _ = tokio::io::copy(&mut or, &mut iw).await;
+                    };
+                    tokio::select! { () = up => {}, () = down => {} }
+                });
+            }
+        });
+        Self { port, task }
+    }
+
+    pub fn to(budget: Option<u64>, s3: &S3Endpoint) -> impl Future<Output = Self> {
+        let target = url::Url::parse(&s3.endpoint).unwrap();
+        Self::start(budget, format!("{}:{}", target.host_str().unwrap(), target.port().unwrap_or(80)))
+    }
+
+    /// Stops listening and cuts every relayed connection.
+    pub async fn stop(self) {
+        self.task.abort();
+        let _ = self.task.await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// One file of a multipart request: the variable path it fills, its name,
+/// declared content type and bytes.
+pub struct FilePart<'a> {
+    pub path: &'a str,
+    pub filename: &'a str,
+    pub content_type: &'a str,
+    pub bytes: &'a [u8],
+}
+
+/// A body following the GraphQL multipart request spec, and its content type.
+pub fn multipart_body(query: &str, variables: &Value, files: &[FilePart<'_>]) -> (Vec<u8>, String) {
+    let boundary = format!("aggios-test-{}", uuid::Uuid::now_v7().simple());
+    let mut body = Vec::new();
+    let mut part = |headers: String, bytes: &[u8]| {
+        body.extend_from_slice(format!("--{boundary}\r\n{headers}\r\n\r\n").as_bytes());
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(b"\r\n");
+    };
+    let ops = json!({ "query": query, "variables": variables }).to_string();
+    part("Content-Disposition: form-data; name=\"operations\"".into(), ops.as_bytes());
+    let map: serde_json::Map<String, Value> =
+        files.iter().enumerate().map(|(i, f)| (i.to_string(), json!([f.path]))).collect();
+    part("Content-Disposition: form-data; name=\"map\"".into(), Value::Object(map).to_string().as_bytes());
+    for (i, f) in files.iter().enumerate() {
+        part(
+            format!("Content-Disposition: form-data; name=\"{i}\"; filename=\"{}\"\r\nContent-Type: {}", f.filename, f.content_type),
+            f.bytes,
+        );
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    (body, format!("multipart/form-data; boundary={boundary}"))
+}
+
+impl TestApp {
+    /// POSTs a multipart GraphQL request as `token` on `host`.
+    pub async fn gql_upload(&self, host: &str, token: &str, query: &str, variables: Value, files: &[FilePart<'_>]) -> Answer {
+        let (body, content_type) = multipart_body(query, &variables, files);
+        let resp = self
+            .client
+            .post("/graphql")
+            .header("host", host)
+            .header("authorization", format!("Bearer {token}"))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await;
+        answer(resp).await
+    }
+
+    /// Fetches a download link: an absolute (presigned) URL from the S3
+    /// server, or a path on this app. Returns the status and the bytes.
+    pub async fn fetch(&self, host: &str, url: &str) -> (u16, Vec<u8>) {
+        if url.starts_with("http") {
+            let resp = reqwest::get(url).await.expect("S3 answers");
+            let status = resp.status().as_u16();
+            (status, resp.bytes().await.expect("body").to_vec())
+        } else {
+            let resp = self.client.get(url).header("host", host).send().await;
+            let status = resp.0.status().as_u16();
+            (status, resp.0.into_body().into_bytes().await.expect("body").to_vec())
+        }
+    }
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}

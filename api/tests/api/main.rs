@@ -7,6 +7,7 @@
 mod authz_matrix;
 mod cli;
 mod domain;
+mod files;
 mod graphql_http;
 mod health;
 mod identity;

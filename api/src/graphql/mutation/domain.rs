@@ -1,4 +1,4 @@
-use async_graphql::{Context, ID, MaybeUndefined, Object};
+use async_graphql::{Context, ID, MaybeUndefined, Object, Upload};
 use sea_orm::ActiveValue::Set;
 use serde_json::{Map, Value, json};
 
@@ -9,13 +9,37 @@ use crate::{
         guards::{KeyScope, RoleAtLeast},
         parse_id, request,
         types::{
-            Client, CreateClientInput, CreateDocumentInput, CreateProjectInput, Document, Project, UpdateClientInput,
-            UpdateDocumentInput, UpdateProjectInput, enum_name,
+            Client, CreateClientInput, CreateProjectInput, DirectUpload, Document, HttpHeader, Project,
+            RequestDocumentUploadInput, UpdateClientInput, UpdateDocumentInput, UpdateProjectInput, UploadDocumentInput,
+            enum_name,
         },
     },
+    files::{self, Incoming, Owner},
+    startup::AppState,
     store::{self, audit::Event, validate},
     tenancy::RequestContext,
 };
+
+/// Exactly one of a project and a client.
+fn owner(project: Option<&ID>, client: Option<&ID>) -> ApiResult<Owner> {
+    match (project, client) {
+        (Some(p), None) => Ok(Owner::Project(parse_id(p, "project")?)),
+        (None, Some(c)) => Ok(Owner::Client(parse_id(c, "client")?)),
+        _ => Err(ApiError::BadUserInput { field: "projectId", message: "give exactly one of projectId and clientId".into() }),
+    }
+}
+
+/// The uploaded file of a field, as the multipart parser spooled it.
+fn incoming(ctx: &Context<'_>, file: &Upload) -> ApiResult<Incoming> {
+    // `Upload::value` indexes without a check; a forged placeholder must not panic.
+    if **file >= ctx.query_env.uploads.len() {
+        return Err(ApiError::BadUserInput { field: "file", message: "no file was sent for this field (multipart request spec)".into() });
+    }
+    let v = file
+        .value(ctx)
+        .map_err(|_| ApiError::BadUserInput { field: "file", message: "no file was sent for this field (multipart request spec)".into() })?;
+    Ok(Incoming { filename: v.filename, declared_type: v.content_type, file: v.content })
+}
 
 async fn audit(r: &RequestContext, action: &str, target_type: &str, target: uuid::Uuid, changes: Option<Value>) -> ApiResult<()> {
     r.audit(Event { action, target_type, target_id: Some(target), changes }).await
@@ -117,6 +141,9 @@ impl DomainMutation {
         if !store::clients::delete(r.db()?, id, cascade).await? {
             return Err(ApiError::NotFound("client").into());
         }
+        if cascade {
+            files::recount_usage(r.db()?).await?;
+        }
         audit(r, "client.delete", "client", id, Some(json!({ "cascade": cascade }))).await?;
         Ok(true)
     }
@@ -184,30 +211,77 @@ impl DomainMutation {
         if !store::projects::delete(r.db()?, id, cascade).await? {
             return Err(ApiError::NotFound("project").into());
         }
+        if cascade {
+            files::recount_usage(r.db()?).await?;
+        }
         audit(r, "project.delete", "project", id, Some(json!({ "cascade": cascade }))).await?;
         Ok(true)
     }
 
-    /// Records a document's metadata (its bytes arrive by upload).
+    /// A new document from a file sent with the GraphQL multipart request
+    /// spec. The bytes are stored first; the record is written only once
+    /// they are, in the request's transaction.
     #[graphql(guard = "RoleAtLeast(Role::Member).or(KeyScope(Scope::ReadWrite))")]
-    async fn create_document(&self, ctx: &Context<'_>, input: CreateDocumentInput) -> async_graphql::Result<Document> {
+    async fn upload_document(&self, ctx: &Context<'_>, input: UploadDocumentInput) -> async_graphql::Result<Document> {
         let r = request(ctx)?;
-        let project = input.project_id.as_ref().map(|i| parse_id(i, "project")).transpose()?;
-        let client = input.client_id.as_ref().map(|i| parse_id(i, "client")).transpose()?;
-        if input.size_bytes < 0 {
-            return Err(ApiError::BadUserInput { field: "sizeBytes", message: "must not be negative".into() }.into());
-        }
-        let model = entity::documents::ActiveModel {
-            name: Set(validate::text("name", &input.name, 255, false)?),
-            content_type: Set(validate::content_type(&input.content_type)?),
-            size_bytes: Set(input.size_bytes),
-            checksum_sha256: Set(validate::checksum(&input.checksum_sha256)?),
-            ..Default::default()
+        let state = ctx.data::<AppState>()?;
+        let owner = owner(input.project_id.as_ref(), input.client_id.as_ref())?;
+        let incoming = incoming(ctx, &input.file)?;
+        Ok(files::upload_document(state, r, owner, input.name.as_deref(), incoming).await?.into())
+    }
+
+    /// A new version of a document from a file (multipart request spec);
+    /// it becomes the current version.
+    #[graphql(guard = "RoleAtLeast(Role::Member).or(KeyScope(Scope::ReadWrite))")]
+    async fn upload_document_version(&self, ctx: &Context<'_>, document_id: ID, file: Upload) -> async_graphql::Result<Document> {
+        let r = request(ctx)?;
+        let state = ctx.data::<AppState>()?;
+        let id = parse_id(&document_id, "document")?;
+        let incoming = incoming(ctx, &file)?;
+        Ok(files::upload_version(state, r, id, incoming).await?.into())
+    }
+
+    /// Permission to upload a file straight to storage, bound to its content
+    /// type and size. Nothing is recorded until `confirmDocumentUpload`.
+    #[graphql(guard = "RoleAtLeast(Role::Member).or(KeyScope(Scope::ReadWrite))")]
+    async fn request_document_upload(&self, ctx: &Context<'_>, input: RequestDocumentUploadInput) -> async_graphql::Result<DirectUpload> {
+        let r = request(ctx)?;
+        let state = ctx.data::<AppState>()?;
+        let size = u64::try_from(input.size_bytes)
+            .map_err(|_| ApiError::BadUserInput { field: "sizeBytes", message: "must not be negative".into() })?;
+        let target = match &input.document_id {
+            Some(doc) => {
+                if input.project_id.is_some() || input.client_id.is_some() || input.name.is_some() {
+                    return Err(ApiError::BadUserInput {
+                        field: "documentId",
+                        message: "a new version takes documentId alone".into(),
+                    }
+                    .into());
+                }
+                Err(parse_id(doc, "document")?)
+            }
+            None => {
+                let name = input.name.clone().ok_or(ApiError::BadUserInput { field: "name", message: "is required for a new document".into() })?;
+                Ok((owner(input.project_id.as_ref(), input.client_id.as_ref())?, name))
+            }
         };
-        let doc = store::documents::create(r.db()?, model, project, client, r.principal.actor().0).await?;
-        let changes = json!({ "name": doc.name, "projectId": doc.project_id, "clientId": doc.client_id, "sizeBytes": doc.size_bytes });
-        audit(r, "document.create", "document", doc.id, Some(changes)).await?;
-        Ok(doc.into())
+        let up = files::request_upload(state, r, target, &input.content_type, size).await?;
+        Ok(DirectUpload {
+            url: up.url,
+            method: "PUT".into(),
+            headers: up.headers.into_iter().map(|(name, value)| HttpHeader { name, value }).collect(),
+            upload_token: up.token,
+            expires_at: up.expires_at,
+        })
+    }
+
+    /// Records a direct upload once its object checks out: it exists, has
+    /// the granted size, its bytes match its type, and the quota takes it.
+    #[graphql(guard = "RoleAtLeast(Role::Member).or(KeyScope(Scope::ReadWrite))")]
+    async fn confirm_document_upload(&self, ctx: &Context<'_>, upload_token: String) -> async_graphql::Result<Document> {
+        let r = request(ctx)?;
+        let state = ctx.data::<AppState>()?;
+        Ok(files::confirm_upload(state, r, &upload_token).await?.into())
     }
 
     #[graphql(guard = "RoleAtLeast(Role::Member).or(KeyScope(Scope::ReadWrite))")]
@@ -228,10 +302,7 @@ impl DomainMutation {
     async fn delete_document(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<bool> {
         let r = request(ctx)?;
         let id = parse_id(&id, "document")?;
-        if !store::documents::delete(r.db()?, id).await? {
-            return Err(ApiError::NotFound("document").into());
-        }
-        audit(r, "document.delete", "document", id, None).await?;
+        files::delete_document(r, id).await?;
         Ok(true)
     }
 }

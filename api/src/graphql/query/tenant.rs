@@ -1,6 +1,22 @@
-use async_graphql::{Context, Object};
+use async_graphql::{Context, Object, SimpleObject};
 
-use crate::graphql::{guards::Public, request, types::Tenant};
+use crate::{
+    auth::{Role, Scope},
+    graphql::{
+        guards::{KeyScope, Public, RoleAtLeast},
+        request,
+        types::Tenant,
+    },
+};
+
+/// The agency's file storage: its quota and what its documents use.
+#[derive(SimpleObject)]
+pub struct StorageUsage {
+    pub quota_bytes: i64,
+    pub used_bytes: i64,
+    /// The largest file one upload may carry.
+    pub max_file_bytes: u64,
+}
 
 #[derive(Default)]
 pub struct TenantQuery;
@@ -12,5 +28,13 @@ impl TenantQuery {
     #[graphql(guard = "Public")]
     async fn tenant(&self, ctx: &Context<'_>) -> async_graphql::Result<Tenant> {
         Ok(request(ctx)?.tenant()?.into())
+    }
+
+    /// The agency's storage quota and use.
+    #[graphql(guard = "RoleAtLeast(Role::Member).or(KeyScope(Scope::Read))")]
+    async fn storage_usage(&self, ctx: &Context<'_>) -> async_graphql::Result<StorageUsage> {
+        let (quota_bytes, used_bytes) = crate::files::usage(request(ctx)?.db()?).await?;
+        let state = ctx.data::<crate::startup::AppState>()?;
+        Ok(StorageUsage { quota_bytes, used_bytes, max_file_bytes: state.settings.storage.max_file_bytes })
     }
 }

@@ -1,7 +1,7 @@
 //! The agency's data: clients, projects, documents, and the audit trail.
 //! Nested fields go through the request's dataloaders.
 
-use async_graphql::{ComplexObject, Context, Enum, ID, InputObject, Json, MaybeUndefined, SimpleObject};
+use async_graphql::{ComplexObject, Context, Enum, ID, InputObject, Json, MaybeUndefined, SimpleObject, Upload};
 use chrono::{DateTime, NaiveDate, Utc};
 use uuid::Uuid;
 
@@ -144,6 +144,8 @@ pub struct Document {
     pub client_id: Option<Uuid>,
     #[graphql(skip)]
     pub uploaded_by: Option<Uuid>,
+    #[graphql(skip)]
+    pub uuid: Uuid,
 }
 
 impl From<entity::documents::Model> for Document {
@@ -160,6 +162,7 @@ impl From<entity::documents::Model> for Document {
             project_id: m.project_id,
             client_id: m.client_id,
             uploaded_by: m.uploaded_by,
+            uuid: m.id,
         }
     }
 }
@@ -174,6 +177,20 @@ impl Document {
     async fn client(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Client>> {
         let Some(id) = self.client_id else { return Ok(None) };
         Ok(request(ctx)?.loaders()?.clients.load_one(id).await.map_err(ApiError::internal)?.map(Client::from))
+    }
+
+    /// Every stored version, oldest first.
+    async fn versions(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<DocumentVersion>> {
+        let db = request(ctx)?.db()?;
+        Ok(crate::files::versions_of(db, self.uuid).await?.into_iter().map(DocumentVersion::from).collect())
+    }
+
+    /// A short-lived link to a version's bytes (the current one by default).
+    /// Issuing it is recorded in the audit trail.
+    async fn download_url(&self, ctx: &Context<'_>, version: Option<i32>) -> async_graphql::Result<DownloadLink> {
+        let state = ctx.data::<crate::startup::AppState>()?;
+        let link = crate::files::download_link(state, request(ctx)?, self.uuid, version).await?;
+        Ok(DownloadLink { url: link.url, expires_at: link.expires_at })
     }
 
     /// Who uploaded it (absent when an API key did, or the user is gone).
@@ -270,14 +287,77 @@ pub struct ProjectFilter {
 }
 
 #[derive(InputObject)]
-pub struct CreateDocumentInput {
+pub struct UploadDocumentInput {
     /// Exactly one of `projectId` and `clientId`.
     pub project_id: Option<ID>,
     pub client_id: Option<ID>,
+    /// Defaults to the uploaded file's name.
+    pub name: Option<String>,
+    /// The file (GraphQL multipart request spec). Its declared content type
+    /// must agree with its bytes.
+    pub file: Upload,
+}
+
+/// Permission to upload one file straight to storage.
+#[derive(InputObject)]
+pub struct RequestDocumentUploadInput {
+    /// For a new document: exactly one of `projectId` and `clientId`, and
+    /// `name`. For a new version: `documentId` alone.
+    pub project_id: Option<ID>,
+    pub client_id: Option<ID>,
+    pub document_id: Option<ID>,
+    pub name: Option<String>,
+    pub content_type: String,
+    pub size_bytes: i64,
+}
+
+#[derive(SimpleObject)]
+pub struct HttpHeader {
     pub name: String,
+    pub value: String,
+}
+
+/// Where and how to PUT the file, then confirm it with `uploadToken`.
+#[derive(SimpleObject)]
+pub struct DirectUpload {
+    /// A presigned S3 URL, or (local storage) a path on this API.
+    pub url: String,
+    pub method: String,
+    /// Send exactly these headers: the URL is bound to them.
+    pub headers: Vec<HttpHeader>,
+    pub upload_token: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A short-lived link to one version's bytes.
+#[derive(SimpleObject)]
+pub struct DownloadLink {
+    /// A presigned S3 URL, or (local storage) a path on this API.
+    pub url: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+#[derive(SimpleObject)]
+pub struct DocumentVersion {
+    pub version: i32,
     pub content_type: String,
     pub size_bytes: i64,
     pub checksum_sha256: String,
+    pub uploaded_by_id: Option<ID>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<entity::document_versions::Model> for DocumentVersion {
+    fn from(m: entity::document_versions::Model) -> Self {
+        Self {
+            version: m.version,
+            content_type: m.content_type,
+            size_bytes: m.size_bytes,
+            checksum_sha256: m.checksum_sha256,
+            uploaded_by_id: m.uploaded_by.map(|u| ID(u.to_string())),
+            created_at: m.created_at,
+        }
+    }
 }
 
 #[derive(InputObject)]

@@ -9,7 +9,7 @@ mod user;
 
 pub use api_key::{ApiKey, CreateApiKeyInput, CreatedApiKey};
 pub use domain::{
-    AuditEvent, AuditEventFilter, Client, ClientFilter, ClientStatus, CreateClientInput, CreateDocumentInput,
+    AuditEvent, AuditEventFilter, Client, ClientFilter, ClientStatus, CreateClientInput, DirectUpload, DocumentVersion, DownloadLink, HttpHeader, RequestDocumentUploadInput, UploadDocumentInput,
     CreateProjectInput, Document, DocumentFilter, Project, ProjectFilter, ProjectStatus, UpdateClientInput,
     UpdateDocumentInput, UpdateProjectInput, enum_name,
 };
