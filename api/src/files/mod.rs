@@ -19,7 +19,7 @@ use uuid::Uuid;
 
 use crate::{
     error::{ApiError, ApiResult},
-    objects::{self, Objects, SNIFF_BYTES, StorageError},
+    objects::{self, StorageError},
     startup::AppState,
     store::{self, TenantDb, audit::Event, validate},
     tenancy::RequestContext,
@@ -32,13 +32,20 @@ pub enum Owner {
     Client(Uuid),
 }
 
-/// A file as it reached the server: spooled by the multipart parser, not in
-/// memory.
-pub struct Incoming {
+/// A file of a multipart request, already streamed to storage at `key` by
+/// the HTTP layer; its rows are still to be written.
+#[derive(Debug, Clone)]
+pub struct Staged {
+    pub key: String,
+    pub version_id: Uuid,
     pub filename: String,
     pub declared_type: Option<String>,
-    pub file: std::fs::File,
+    pub stored: objects::Stored,
 }
+
+/// The request's staged files, in the order of its `Upload` indexes.
+#[derive(Debug, Clone, Default)]
+pub struct StagedUploads(pub Vec<Staged>);
 
 fn storage_failed(e: StorageError) -> ApiError {
     tracing::error!(error = ?anyhow::Error::from(e), "object storage failed");
@@ -95,18 +102,6 @@ async fn charge_quota(db: &TenantDb, size: u64) -> ApiResult<()> {
     Err(ApiError::QuotaExceeded { quota: t.0, used: t.1, needed: size })
 }
 
-/// Charges the quota for bytes already stored at `key`; when it refuses,
-/// the bytes are removed at once (or else by the sweeper).
-async fn charge_or_discard(state: &AppState, db: &TenantDb, key: &str, size: u64) -> ApiResult<()> {
-    let charged = charge_quota(db, size).await;
-    if charged.is_err()
-        && let Err(del) = state.objects.delete(key).await
-    {
-        tracing::warn!(error = ?anyhow::Error::from(del), key, "removing bytes refused by the quota; the sweeper will");
-    }
-    charged
-}
-
 /// The tenant's (quota, used) bytes.
 pub async fn usage(db: &TenantDb) -> ApiResult<(i64, i64)> {
     let t = entity::tenants::Entity::find_by_id(db.tenant()).one(db).await?.ok_or(ApiError::TenantNotFound)?;
@@ -137,30 +132,16 @@ async fn precheck(state: &AppState, db: &TenantDb, size: u64) -> ApiResult<()> {
     Ok(())
 }
 
-/// Reads the head of the spooled file for sniffing, and rewinds it.
-fn file_head(file: &mut std::fs::File) -> ApiResult<(u64, Vec<u8>)> {
-    use std::io::{Read as _, Seek as _, SeekFrom};
-    let size = file.metadata().map_err(ApiError::internal)?.len();
-    let mut head = Vec::with_capacity(SNIFF_BYTES);
-    file.by_ref().take(SNIFF_BYTES as u64).read_to_end(&mut head).map_err(ApiError::internal)?;
-    file.seek(SeekFrom::Start(0)).map_err(ApiError::internal)?;
-    Ok((size, head))
-}
-
-/// Stores an incoming file as the version `version_id` of `document_id`.
-async fn store_bytes(
-    objects: &Objects,
-    tenant: Uuid,
-    document_id: Uuid,
-    version_id: Uuid,
-    incoming: Incoming,
-    content_type: &str,
-) -> ApiResult<(String, objects::Stored)> {
-    let key = objects::version_key(tenant, document_id, version_id);
-    let file = tokio::fs::File::from_std(incoming.file);
-    let reader = tokio::io::BufReader::with_capacity(1024 * 1024, file);
-    let stored = objects.put_stream(&key, reader, content_type).await.map_err(storage_failed)?;
-    Ok((key, stored))
+/// Runs `checks` on bytes already stored at `key`; when they refuse, the
+/// bytes are removed at once (or else by the sweeper).
+async fn or_discard<T>(state: &AppState, key: &str, checks: impl Future<Output = ApiResult<T>>) -> ApiResult<T> {
+    let result = checks.await;
+    if result.is_err()
+        && let Err(del) = state.objects.delete(key).await
+    {
+        tracing::warn!(error = ?anyhow::Error::from(del), key, "removing refused bytes; the sweeper will");
+    }
+    result
 }
 
 /// `ids`: the document's and the version's.
@@ -187,27 +168,29 @@ fn version_row(
     })
 }
 
-/// A new document from an uploaded file.
+/// A new document from an uploaded (staged) file.
 pub async fn upload_document(
     state: &AppState,
     r: &RequestContext,
     owner: Owner,
     name: Option<&str>,
-    mut incoming: Incoming,
+    staged: Staged,
 ) -> ApiResult<documents::Model> {
     let db = r.db()?.as_ref();
-    let name = document_name(name, &incoming.filename)?;
-    let (size, head) = file_head(&mut incoming.file)?;
-    let content_type = checked_content_type(incoming.declared_type.as_deref(), &head)?;
     let (project, client) = match owner {
         Owner::Project(p) => (Some(p), None),
         Owner::Client(c) => (None, Some(c)),
     };
-    store::documents::check_owner(db, project, client).await?;
-    precheck(state, db, size).await?;
-    let (document_id, version_id) = (Uuid::now_v7(), Uuid::now_v7());
-    let (key, stored) = store_bytes(&state.objects, db.tenant(), document_id, version_id, incoming, &content_type).await?;
-    record_new(state, r, document_id, version_id, key, name, &content_type, &stored, project, client).await
+    let (name, content_type) = or_discard(state, &staged.key, async {
+        let name = document_name(name, &staged.filename)?;
+        let content_type = checked_content_type(staged.declared_type.as_deref(), &staged.stored.head)?;
+        store::documents::check_owner(db, project, client).await?;
+        precheck(state, db, staged.stored.size).await?;
+        Ok((name, content_type))
+    })
+    .await?;
+    let ids = (Uuid::now_v7(), staged.version_id);
+    record_new(state, r, ids, staged.key, name, &content_type, &staged.stored, project, client).await
 }
 
 /// The rows of a new document whose bytes are stored. Should the quota
@@ -216,8 +199,7 @@ pub async fn upload_document(
 async fn record_new(
     state: &AppState,
     r: &RequestContext,
-    document_id: Uuid,
-    version_id: Uuid,
+    (document_id, version_id): (Uuid, Uuid),
     key: String,
     name: String,
     content_type: &str,
@@ -226,7 +208,7 @@ async fn record_new(
     client: Option<Uuid>,
 ) -> ApiResult<documents::Model> {
     let db = r.db()?.as_ref();
-    charge_or_discard(state, db, &key, stored.size).await?;
+    or_discard(state, &key, charge_quota(db, stored.size)).await?;
     let actor = r.principal.actor().0;
     let now = Utc::now();
     let doc = documents::ActiveModel {
@@ -261,21 +243,17 @@ async fn record_new(
     Ok(doc)
 }
 
-/// A new version of an existing document from an uploaded file.
-pub async fn upload_version(
-    state: &AppState,
-    r: &RequestContext,
-    document_id: Uuid,
-    mut incoming: Incoming,
-) -> ApiResult<documents::Model> {
+/// A new version of an existing document from an uploaded (staged) file.
+pub async fn upload_version(state: &AppState, r: &RequestContext, document_id: Uuid, staged: Staged) -> ApiResult<documents::Model> {
     let db = r.db()?.as_ref();
-    let (size, head) = file_head(&mut incoming.file)?;
-    let content_type = checked_content_type(incoming.declared_type.as_deref(), &head)?;
-    store::documents::by_id(db, document_id).await?.ok_or(ApiError::NotFound("document"))?;
-    precheck(state, db, size).await?;
-    let version_id = Uuid::now_v7();
-    let (key, stored) = store_bytes(&state.objects, db.tenant(), document_id, version_id, incoming, &content_type).await?;
-    record_version(state, r, document_id, version_id, key, &content_type, &stored).await
+    let content_type = or_discard(state, &staged.key, async {
+        let content_type = checked_content_type(staged.declared_type.as_deref(), &staged.stored.head)?;
+        store::documents::by_id(db, document_id).await?.ok_or(ApiError::NotFound("document"))?;
+        precheck(state, db, staged.stored.size).await?;
+        Ok(content_type)
+    })
+    .await?;
+    record_version(state, r, document_id, staged.version_id, staged.key, &content_type, &staged.stored).await
 }
 
 async fn record_version(
@@ -288,7 +266,7 @@ async fn record_version(
     stored: &objects::Stored,
 ) -> ApiResult<documents::Model> {
     let db = r.db()?.as_ref();
-    charge_or_discard(state, db, &key, stored.size).await?;
+    or_discard(state, &key, charge_quota(db, stored.size)).await?;
     // Locks the document row, so concurrent versions number one after another.
     let current = store::documents::by_id_for_update(db, document_id).await?.ok_or(ApiError::NotFound("document"))?;
     let version = current.current_version + 1;
@@ -457,7 +435,7 @@ pub async fn request_upload(
     let ttl = Duration::from_secs(state.settings.storage.url_ttl_secs);
     let expires_at = Utc::now() + chrono::Duration::seconds(i64::try_from(ttl.as_secs()).unwrap_or(300));
     let token = state.auth.tokens.sign_grant(db.tenant(), UPLOAD, ttl, serde_json::to_value(&grant).map_err(ApiError::internal)?)?;
-    let key = objects::version_key(db.tenant(), grant.doc, grant.ver);
+    let key = objects::version_key(db.tenant(), grant.ver);
     let url = match state.objects.presigned_put(&key, ttl, &content_type).await.map_err(storage_failed)? {
         Some(url) => url,
         None => format!("/files/{token}"),
@@ -477,32 +455,27 @@ pub async fn confirm_upload(state: &AppState, r: &RequestContext, token: &str) -
         .verify_grant(token, db.tenant(), UPLOAD)
         .and_then(|v| serde_json::from_value(v).ok())
         .ok_or_else(|| ApiError::BadUserInput { field: "uploadToken", message: "is not a valid, unexpired upload token of this agency".into() })?;
-    let key = objects::version_key(db.tenant(), grant.doc, grant.ver);
+    let key = objects::version_key(db.tenant(), grant.ver);
     if version_by_key(db, &key).await?.is_some() {
         return Err(ApiError::Conflict("this upload is already confirmed".into()));
     }
-    let (stored, head) = match state.objects.inspect(&key).await {
+    let stored = match state.objects.inspect(&key).await {
         Ok(found) => found,
         Err(StorageError::NotFound) => {
             return Err(ApiError::BadUserInput { field: "uploadToken", message: "nothing was uploaded for this token yet".into() });
         }
         Err(e) => return Err(storage_failed(e)),
     };
-    let refuse = |e: ApiError| async {
-        if let Err(del) = state.objects.delete(&key).await {
-            tracing::warn!(error = ?anyhow::Error::from(del), key, "removing a refused direct upload; the sweeper will");
+    or_discard(state, &key, async {
+        if stored.size != grant.size {
+            let message = format!("the upload has {} bytes, but {} were declared", stored.size, grant.size);
+            return Err(ApiError::BadUserInput { field: "uploadToken", message });
         }
-        e
-    };
-    if stored.size != grant.size {
-        let msg = format!("the upload has {} bytes, but {} were declared", stored.size, grant.size);
-        return Err(refuse(ApiError::BadUserInput { field: "uploadToken", message: msg }).await);
-    }
-    if let Err(e) = checked_content_type(Some(&grant.content_type), &head) {
-        return Err(refuse(e).await);
-    }
+        checked_content_type(Some(&grant.content_type), &stored.head).map(|_| ())
+    })
+    .await?;
     match grant.name {
-        Some(name) => record_new(state, r, grant.doc, grant.ver, key, name, &grant.content_type, &stored, grant.project, grant.client).await,
+        Some(name) => record_new(state, r, (grant.doc, grant.ver), key, name, &grant.content_type, &stored, grant.project, grant.client).await,
         None => record_version(state, r, grant.doc, grant.ver, key, &grant.content_type, &stored).await,
     }
 }

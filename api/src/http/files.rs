@@ -95,7 +95,7 @@ async fn take_upload(req: &Request, grant: &str, state: &AppState, body: Body) -
     }
     use tokio::io::AsyncReadExt as _;
     let reader = body.into_async_read().take(grant.size);
-    let key = objects::version_key(tenant, grant.doc, grant.ver);
+    let key = objects::version_key(tenant, grant.ver);
     state.objects.put_stream(&key, reader, &grant.content_type).await.map_err(|e| {
         tracing::error!(error = ?anyhow::Error::from(e), "storing a direct upload");
         ApiError::Unavailable("file storage")

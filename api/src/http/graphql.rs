@@ -5,7 +5,6 @@
 use std::sync::Arc;
 
 use async_graphql::{
-    ParseRequestError,
     http::MultipartOptions,
     parser::types::OperationType,
 };
@@ -18,7 +17,10 @@ use poem::{
 
 use super::RequestId;
 use crate::{
-    auth::authenticate::{Credentials, authenticate},
+    auth::{
+        Principal, Scope,
+        authenticate::{Credentials, authenticate},
+    },
     error::ApiError,
     startup::AppState,
     store::sessions::ClientInfo,
@@ -57,7 +59,7 @@ pub async fn graphql(req: &Request, Data(state): Data<&AppState>, body: Body) ->
     }
     // The body is read only now: an unknown agency or a refused credential
     // never gets to spool a large upload.
-    let gql = match read_request(req, body, &state.settings.storage).await {
+    let gql = match read_request(req, body, state, &ctx).await {
         Ok(r) => r,
         Err(e) => {
             if let Err(db_err) = ctx.finish(false).await {
@@ -101,41 +103,43 @@ pub async fn graphql(req: &Request, Data(state): Data<&AppState>, body: Body) ->
 async fn read_request(
     req: &Request,
     body: Body,
-    limits: &crate::config::StorageSettings,
+    state: &AppState,
+    ctx: &RequestContext,
 ) -> Result<async_graphql::Request, ApiError> {
     if req.method() == Method::GET {
         return async_graphql::http::parse_query_string(req.uri().query().unwrap_or_default())
             .map_err(|e| ApiError::BadUserInput { field: "query", message: e.to_string() });
     }
+    let limits = &state.settings.storage;
     let max = limits.max_request_bytes;
     let declared = req.header("content-length").and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > max) {
         return Err(ApiError::PayloadTooLarge(format!("the request has {} bytes and the limit is {max}", declared.unwrap_or(0))));
     }
+    let content_type = req.header("content-type").unwrap_or_default();
+    if content_type.trim_start().to_ascii_lowercase().starts_with("multipart/") {
+        // Files go to storage as they arrive, so only a caller who may
+        // write documents gets that far.
+        let tenant = ctx.tenant()?.id;
+        match &ctx.principal {
+            Principal::Anonymous => return Err(ApiError::Unauthenticated),
+            Principal::User(_) => {}
+            Principal::ApiKey(k) if k.scope == Scope::ReadWrite => {}
+            _ => return Err(ApiError::Forbidden("uploading needs a member of the agency or a read-write API key")),
+        }
+        return super::multipart::read(content_type, body, limits, &state.objects, tenant).await;
+    }
     let tripped = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let reader = Limited { inner: body.into_async_read(), left: max, tripped: tripped.clone() };
-    let opts = MultipartOptions::default()
-        .max_file_size(usize::try_from(limits.max_file_bytes).unwrap_or(usize::MAX))
-        .max_num_files(limits.max_files_per_request);
     use tokio_util::compat::TokioAsyncReadCompatExt as _;
-    let parsed = async_graphql::http::receive_body(req.header("content-type"), reader.compat(), opts).await;
+    let parsed = async_graphql::http::receive_body(Some(content_type), reader.compat(), MultipartOptions::default()).await;
     let request = match parsed {
         Ok(r) => r,
         Err(_) if tripped.load(std::sync::atomic::Ordering::Relaxed) => {
             return Err(ApiError::PayloadTooLarge(format!("the request is larger than the limit of {max} bytes")));
         }
-        Err(ParseRequestError::PayloadTooLarge) => {
-            return Err(ApiError::PayloadTooLarge(format!("a file is larger than the limit of {} bytes", limits.max_file_bytes)));
-        }
         Err(e) => return Err(ApiError::BadUserInput { field: "request", message: e.to_string() }),
     };
-    if request.uploads.len() > limits.max_files_per_request {
-        return Err(ApiError::PayloadTooLarge(format!(
-            "the request has {} files and the limit is {}",
-            request.uploads.len(),
-            limits.max_files_per_request
-        )));
-    }
     Ok(request)
 }
 

@@ -4,6 +4,7 @@
 mod files;
 mod graphql;
 mod health;
+mod multipart;
 pub mod playground;
 mod request_id;
 

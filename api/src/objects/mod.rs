@@ -41,6 +41,8 @@ pub struct Objects {
 pub struct Stored {
     pub size: u64,
     pub sha256: String,
+    /// The first bytes, for content sniffing.
+    pub head: Bytes,
 }
 
 /// One object found in the store.
@@ -78,8 +80,8 @@ impl From<StorageError> for anyhow::Error {
 }
 
 /// The key of one version's bytes.
-pub fn version_key(tenant: Uuid, document: Uuid, version: Uuid) -> String {
-    format!("{tenant}/documents/{document}/{version}")
+pub fn version_key(tenant: Uuid, version: Uuid) -> String {
+    format!("{tenant}/documents/{version}")
 }
 
 /// The prefix of everything a tenant stores.
@@ -169,11 +171,12 @@ impl Objects {
         let mut hasher = Sha256::new();
         let first = read_part(&mut reader).await?;
         hasher.update(&first);
+        let head = first.slice(..first.len().min(SNIFF_BYTES));
         if first.len() < PART_BYTES {
             let size = first.len() as u64;
             let opts = object_store::PutOptions { attributes: attrs, ..Default::default() };
             self.store.put_opts(&path, PutPayload::from_bytes(first), opts).await?;
-            return Ok(Stored { size, sha256: hex(&hasher.finalize()) });
+            return Ok(Stored { size, sha256: hex(&hasher.finalize()), head });
         }
         let opts = object_store::PutMultipartOptions { attributes: attrs, ..Default::default() };
         let upload = self.store.put_multipart_opts(&path, opts).await?;
@@ -196,7 +199,7 @@ impl Objects {
         match result {
             Ok(()) => {
                 writer.finish().await?;
-                Ok(Stored { size, sha256: hex(&hasher.finalize()) })
+                Ok(Stored { size, sha256: hex(&hasher.finalize()), head })
             }
             Err(e) => {
                 if let Err(abort) = writer.abort().await {
@@ -217,9 +220,9 @@ impl Objects {
         Ok((size, got.into_stream().boxed()))
     }
 
-    /// The size of the object, and the SHA-256 and first bytes of its
-    /// content, read once (for confirming a direct upload).
-    pub async fn inspect(&self, key: &str) -> Result<(Stored, Bytes), StorageError> {
+    /// The size, SHA-256 and first bytes of an object, read once (for
+    /// confirming a direct upload).
+    pub async fn inspect(&self, key: &str) -> Result<Stored, StorageError> {
         let (_, mut stream) = self.get_stream(key).await?;
         let mut hasher = Sha256::new();
         let mut size = 0u64;
@@ -231,11 +234,7 @@ impl Objects {
             hasher.update(&chunk);
             size += chunk.len() as u64;
         }
-        Ok((Stored { size, sha256: hex(&hasher.finalize()) }, Bytes::from(head)))
-    }
-
-    pub async fn size_of(&self, key: &str) -> Result<u64, StorageError> {
-        Ok(self.store.head(&Path::from(key)).await?.size)
+        Ok(Stored { size, sha256: hex(&hasher.finalize()), head: Bytes::from(head) })
     }
 
     /// Removes an object; one already gone is fine.

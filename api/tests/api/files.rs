@@ -233,7 +233,7 @@ async fn hostile_names_never_reach_a_key_or_path() {
     let long = w.upload(Some(&"n".repeat(300)), "x", "application/pdf", &pdf(100)).await;
     assert_eq!(long.code(), Some("BAD_USER_INPUT"));
 
-    // Everything on disk is `{tenant}/documents/{uuid}/{uuid}`.
+    // Everything on disk is `{tenant}/documents/{version id}`.
     let mut files = Vec::new();
     let mut stack = vec![objects_dir.clone()];
     while let Some(dir) = stack.pop() {
@@ -246,10 +246,10 @@ async fn hostile_names_never_reach_a_key_or_path() {
     for f in files {
         let rel = f.strip_prefix(&objects_dir).unwrap().to_string_lossy().to_string();
         let parts: Vec<&str> = rel.split('/').collect();
-        assert_eq!(parts.len(), 4, "{rel}");
+        assert_eq!(parts.len(), 3, "{rel}");
         assert_eq!(parts[0], w.tenant().to_string());
         assert_eq!(parts[1], "documents");
-        assert!(parts[2].parse::<uuid::Uuid>().is_ok() && parts[3].parse::<uuid::Uuid>().is_ok(), "{rel}");
+        assert!(parts[2].parse::<uuid::Uuid>().is_ok(), "{rel}");
     }
 }
 
@@ -354,7 +354,7 @@ async fn database_failure_after_the_bytes_leaves_no_record_s3() {
 #[tokio::test]
 async fn the_sweeper_spares_young_objects() {
     let w = world(TestApp::new(Backend::Sqlite).await, "young").await;
-    let key = aggios::objects::version_key(w.tenant(), uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
+    let key = aggios::objects::version_key(w.tenant(), uuid::Uuid::now_v7());
     w.app.state.objects.put_stream(&key, &b"in flight"[..], "text/plain").await.unwrap();
     let spared = aggios::files::sweep::sweep(&w.app.state, Duration::from_secs(3600)).await.unwrap();
     assert_eq!(spared.removed, 0, "an upload may still be committing");
@@ -423,4 +423,17 @@ async fn direct_upload_through_a_signed_link_on_local_storage() {
 #[tokio::test]
 async fn direct_upload_through_a_presigned_put_on_s3() {
     direct_upload(TestApp::builder(Backend::Postgres).with_s3().build().await, "direct-s3").await;
+}
+
+#[tokio::test]
+async fn only_writers_get_to_stream_a_file() {
+    let w = world(TestApp::new(Backend::Sqlite).await, "writers").await;
+    let (read_key, _) = w.app.api_key(&w.owner, "writers", "READ").await;
+    let input = json!({ "input": { "projectId": w.project, "file": null } });
+    let file = [FilePart { path: "variables.input.file", filename: "a.pdf", content_type: "application/pdf", bytes: &pdf(100) }];
+    let a = w.app.gql_upload(&w.host, &read_key, UPLOAD, input.clone(), &file).await;
+    assert_eq!((a.status, a.code()), (403, Some("FORBIDDEN")), "{:?}", a.body);
+    let anon = w.app.gql_upload(&w.host, "", UPLOAD, input, &file).await;
+    assert_eq!(anon.code(), Some("UNAUTHENTICATED"), "{:?}", anon.body);
+    assert!(w.stored_keys().await.is_empty(), "nothing reached storage");
 }

@@ -14,7 +14,7 @@ use crate::{
             enum_name,
         },
     },
-    files::{self, Incoming, Owner},
+    files::{self, Owner, Staged, StagedUploads},
     startup::AppState,
     store::{self, audit::Event, validate},
     tenancy::RequestContext,
@@ -29,16 +29,12 @@ fn owner(project: Option<&ID>, client: Option<&ID>) -> ApiResult<Owner> {
     }
 }
 
-/// The uploaded file of a field, as the multipart parser spooled it.
-fn incoming(ctx: &Context<'_>, file: &Upload) -> ApiResult<Incoming> {
-    // `Upload::value` indexes without a check; a forged placeholder must not panic.
-    if **file >= ctx.query_env.uploads.len() {
-        return Err(ApiError::BadUserInput { field: "file", message: "no file was sent for this field (multipart request spec)".into() });
-    }
-    let v = file
-        .value(ctx)
-        .map_err(|_| ApiError::BadUserInput { field: "file", message: "no file was sent for this field (multipart request spec)".into() })?;
-    Ok(Incoming { filename: v.filename, declared_type: v.content_type, file: v.content })
+/// The uploaded file of a field, as the HTTP layer streamed it to storage.
+fn incoming(ctx: &Context<'_>, file: &Upload) -> ApiResult<Staged> {
+    ctx.data_opt::<StagedUploads>()
+        .and_then(|staged| staged.0.get(**file))
+        .cloned()
+        .ok_or_else(|| ApiError::BadUserInput { field: "file", message: "no file was sent for this field (multipart request spec)".into() })
 }
 
 async fn audit(r: &RequestContext, action: &str, target_type: &str, target: uuid::Uuid, changes: Option<Value>) -> ApiResult<()> {
