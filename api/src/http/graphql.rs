@@ -129,6 +129,11 @@ async fn read_request(
         }
         return super::multipart::read(content_type, body, limits, &state.objects, tenant).await;
     }
+    // A plain GraphQL body is read into memory: it gets a small limit of its own.
+    let max = max.min(MAX_JSON_BODY);
+    if declared.is_some_and(|n| n > max) {
+        return Err(ApiError::PayloadTooLarge(format!("a GraphQL request without files is limited to {max} bytes")));
+    }
     let tripped = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let reader = Limited { inner: body.into_async_read(), left: max, tripped: tripped.clone() };
     use tokio_util::compat::TokioAsyncReadCompatExt as _;
@@ -142,6 +147,9 @@ async fn read_request(
     };
     Ok(request)
 }
+
+/// The largest GraphQL request without files (JSON).
+const MAX_JSON_BODY: u64 = 1024 * 1024;
 
 /// A body reader that fails once more than `left` bytes arrive.
 struct Limited<R> {

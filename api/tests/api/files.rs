@@ -437,3 +437,12 @@ async fn only_writers_get_to_stream_a_file() {
     assert_eq!(anon.code(), Some("UNAUTHENTICATED"), "{:?}", anon.body);
     assert!(w.stored_keys().await.is_empty(), "nothing reached storage");
 }
+
+#[tokio::test]
+async fn a_request_without_files_is_held_to_a_small_limit() {
+    let app = TestApp::new(Backend::Sqlite).await;
+    let big = format!("{{\"query\":\"{{ __typename }}\",\"variables\":{{\"pad\":\"{}\"}}}}", "x".repeat(2 * 1024 * 1024));
+    let resp = app.client.post("/graphql").header("host", API_HOST).content_type("application/json").body(big).send().await;
+    let a = answer(resp).await;
+    assert_eq!((a.status, a.code()), (413, Some("PAYLOAD_TOO_LARGE")), "{:?}", a.body);
+}
