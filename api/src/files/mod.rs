@@ -305,6 +305,17 @@ pub async fn version_of(db: &TenantDb, document_id: Uuid, version: Option<i32>) 
     q.one(db).await?.ok_or(ApiError::NotFound("document version"))
 }
 
+/// The versions of several documents, by document then version.
+pub async fn versions_of_documents(db: &TenantDb, documents: &[Uuid]) -> Result<Vec<document_versions::Model>, sea_orm::DbErr> {
+    document_versions::Entity::find()
+        .filter(document_versions::Column::TenantId.eq(db.tenant()))
+        .filter(document_versions::Column::DocumentId.is_in(documents.iter().copied()))
+        .order_by_asc(document_versions::Column::DocumentId)
+        .order_by_asc(document_versions::Column::Version)
+        .all(db)
+        .await
+}
+
 pub async fn versions_of(db: &TenantDb, document_id: Uuid) -> ApiResult<Vec<document_versions::Model>> {
     Ok(document_versions::Entity::find()
         .filter(document_versions::Column::TenantId.eq(db.tenant()))

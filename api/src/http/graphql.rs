@@ -127,6 +127,9 @@ async fn read_request(
             Principal::ApiKey(k) if k.scope == Scope::ReadWrite => {}
             _ => return Err(ApiError::Forbidden("uploading needs a member of the agency or a read-write API key")),
         }
+        // What authentication wrote commits now, so no transaction (and no
+        // pooled connection) stays open while the files move.
+        ctx.db()?.finish(true).await.map_err(ApiError::internal)?;
         return super::multipart::read(content_type, body, limits, &state.objects, tenant).await;
     }
     // A plain GraphQL body is read into memory: it gets a small limit of its own.

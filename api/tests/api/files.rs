@@ -446,3 +446,19 @@ async fn a_request_without_files_is_held_to_a_small_limit() {
     let a = answer(resp).await;
     assert_eq!((a.status, a.code()), (413, Some("PAYLOAD_TOO_LARGE")), "{:?}", a.body);
 }
+
+#[tokio::test]
+async fn versions_of_a_list_cost_one_batch() {
+    let w = world(TestApp::new(Backend::Sqlite).await, "batched").await;
+    let q = "{ documents(first: 20) { edges { node { versions { version sizeBytes } } } } }";
+    let statements = |a: &Answer| a.headers.get("x-aggios-sql-statements").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    w.upload_ok("application/pdf", &pdf(10)).await;
+    let one = w.app.gql_as(&w.host, &w.owner.access, q).await;
+    for _ in 0..4 {
+        w.upload_ok("application/pdf", &pdf(10)).await;
+    }
+    let five = w.app.gql_as(&w.host, &w.owner.access, q).await;
+    assert_eq!(five.body["data"]["documents"]["edges"].as_array().unwrap().len(), 5);
+    assert!(statements(&one).is_some());
+    assert_eq!(statements(&one), statements(&five), "one batch of versions whatever the page");
+}

@@ -67,12 +67,30 @@ by_id!(ProjectLoader, projects::Model, store::projects::by_ids);
 first_children!(ProjectsOfClient, projects::Model, store::projects::first_of_clients, |r| Some(r.client_id));
 first_children!(DocumentsOfProject, documents::Model, store::documents::first_of_projects, |r| r.project_id);
 
+/// All versions of documents, oldest first: one `IN` query per batch.
+pub struct VersionsOfDocument(Arc<TenantDb>);
+
+impl Loader<Uuid> for VersionsOfDocument {
+    type Value = Vec<entity::document_versions::Model>;
+    type Error = Arc<sea_orm::DbErr>;
+
+    async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Self::Value>, Self::Error> {
+        let rows = crate::files::versions_of_documents(self.0.as_ref(), keys).await.map_err(Arc::new)?;
+        let mut by_doc: HashMap<Uuid, Self::Value> = HashMap::new();
+        for row in rows {
+            by_doc.entry(row.document_id).or_default().push(row);
+        }
+        Ok(by_doc)
+    }
+}
+
 pub struct Loaders {
     pub users: DataLoader<UserLoader>,
     pub clients: DataLoader<ClientLoader>,
     pub projects: DataLoader<ProjectLoader>,
     pub projects_of_client: DataLoader<ProjectsOfClient>,
     pub documents_of_project: DataLoader<DocumentsOfProject>,
+    pub versions_of_document: DataLoader<VersionsOfDocument>,
 }
 
 impl std::fmt::Debug for Loaders {
@@ -88,7 +106,8 @@ impl Loaders {
             clients: DataLoader::new(ClientLoader(db.clone()), tokio::spawn),
             projects: DataLoader::new(ProjectLoader(db.clone()), tokio::spawn),
             projects_of_client: DataLoader::new(ProjectsOfClient(db.clone()), tokio::spawn),
-            documents_of_project: DataLoader::new(DocumentsOfProject(db), tokio::spawn),
+            documents_of_project: DataLoader::new(DocumentsOfProject(db.clone()), tokio::spawn),
+            versions_of_document: DataLoader::new(VersionsOfDocument(db), tokio::spawn),
         }
     }
 }

@@ -181,8 +181,8 @@ impl Document {
 
     /// Every stored version, oldest first.
     async fn versions(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<DocumentVersion>> {
-        let db = request(ctx)?.db()?;
-        Ok(crate::files::versions_of(db, self.uuid).await?.into_iter().map(DocumentVersion::from).collect())
+        let found = request(ctx)?.loaders()?.versions_of_document.load_one(self.uuid).await.map_err(ApiError::internal)?;
+        Ok(found.unwrap_or_default().into_iter().map(DocumentVersion::from).collect())
     }
 
     /// A short-lived link to a version's bytes (the current one by default).
