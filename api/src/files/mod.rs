@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use entity::{document_versions, documents};
-use sea_orm::{ActiveValue::Set, ColumnTrait as _, ConnectionTrait as _, EntityTrait as _, QueryFilter as _, QueryOrder as _};
+use sea_orm::{ActiveValue::Set, ColumnTrait as _, EntityTrait as _, QueryFilter as _, QueryOrder as _};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -59,10 +59,7 @@ fn storage_failed(e: StorageError) -> ApiError {
 pub fn checked_content_type(declared: Option<&str>, head: &[u8]) -> ApiResult<String> {
     let declared = match declared.map(str::trim) {
         None | Some("") => "application/octet-stream".to_owned(),
-        Some(d) => validate::content_type(d).map_err(|e| match e {
-            ApiError::BadUserInput { message, .. } => ApiError::BadUserInput { field: "contentType", message },
-            other => other,
-        })?,
+        Some(d) => content_type_input(d)?,
     };
     let essence = declared.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
     let sniffed = infer::get(head).map(|t| t.mime_type());
@@ -80,6 +77,14 @@ pub fn checked_content_type(declared: Option<&str>, head: &[u8]) -> ApiResult<St
     }
 }
 
+/// A declared content type, well-formed, refused as the `contentType` field.
+fn content_type_input(value: &str) -> ApiResult<String> {
+    validate::content_type(value).map_err(|e| match e {
+        ApiError::BadUserInput { message, .. } => ApiError::BadUserInput { field: "contentType", message },
+        other => other,
+    })
+}
+
 /// The name to record: the caller's, or the uploaded file's. It is only ever
 /// stored as data; keys are built from ids.
 fn document_name(name: Option<&str>, filename: &str) -> ApiResult<String> {
@@ -90,16 +95,20 @@ fn document_name(name: Option<&str>, filename: &str) -> ApiResult<String> {
 /// Takes `size` bytes from the tenant's quota, or refuses. One conditional
 /// update, so concurrent uploads cannot overshoot together.
 async fn charge_quota(db: &TenantDb, size: u64) -> ApiResult<()> {
+    use entity::tenants::{Column, Entity};
+    use sea_orm::sea_query::{Expr, ExprTrait as _};
     let size = i64::try_from(size).map_err(ApiError::internal)?;
-    let backend = db.get_database_backend();
-    let sql = "UPDATE tenants SET storage_used_bytes = storage_used_bytes + $1 WHERE id = $2 AND storage_used_bytes + $1 <= storage_quota_bytes";
-    let sql = if backend == sea_orm::DatabaseBackend::Sqlite { sql.replace('$', "?") } else { sql.to_owned() };
-    let stmt = sea_orm::Statement::from_sql_and_values(backend, sql, [size.into(), db.tenant().into()]);
-    if db.execute_raw(stmt).await?.rows_affected() == 1 {
+    let charged = Entity::update_many()
+        .col_expr(Column::StorageUsedBytes, Expr::col(Column::StorageUsedBytes).add(size))
+        .filter(Column::Id.eq(db.tenant()))
+        .filter(Expr::col(Column::StorageUsedBytes).add(size).lte(Expr::col(Column::StorageQuotaBytes)))
+        .exec(db)
+        .await?;
+    if charged.rows_affected == 1 {
         return Ok(());
     }
-    let t = usage(db).await?;
-    Err(ApiError::QuotaExceeded { quota: t.0, used: t.1, needed: size })
+    let (quota, used) = usage(db).await?;
+    Err(ApiError::QuotaExceeded { quota, used, needed: size })
 }
 
 /// The tenant's (quota, used) bytes.
@@ -111,10 +120,18 @@ pub async fn usage(db: &TenantDb) -> ApiResult<(i64, i64)> {
 /// Sets the tenant's used bytes to what its versions hold (after deletes,
 /// including cascades).
 pub async fn recount_usage(db: &TenantDb) -> ApiResult<()> {
-    let backend = db.get_database_backend();
-    let sql = "UPDATE tenants SET storage_used_bytes = (SELECT COALESCE(SUM(size_bytes), 0) FROM document_versions WHERE tenant_id = $1) WHERE id = $1";
-    let sql = if backend == sea_orm::DatabaseBackend::Sqlite { sql.replace("$1", "?1") } else { sql.to_owned() };
-    db.execute_raw(sea_orm::Statement::from_sql_and_values(backend, sql, [db.tenant().into()])).await?;
+    use entity::tenants::{Column, Entity};
+    use sea_orm::sea_query::{Expr, ExprTrait as _, Func, Query};
+    let held = Query::select()
+        .expr(Func::coalesce([Expr::col(document_versions::Column::SizeBytes).sum(), Expr::val(0i64)]))
+        .from(document_versions::Entity)
+        .and_where(Expr::col(document_versions::Column::TenantId).eq(db.tenant()))
+        .to_owned();
+    Entity::update_many()
+        .col_expr(Column::StorageUsedBytes, Expr::SubQuery(None, Box::new(held.into())))
+        .filter(Column::Id.eq(db.tenant()))
+        .exec(db)
+        .await?;
     Ok(())
 }
 
@@ -248,7 +265,6 @@ pub async fn upload_version(state: &AppState, r: &RequestContext, document_id: U
     let db = r.db()?.as_ref();
     let content_type = or_discard(state, &staged.key, async {
         let content_type = checked_content_type(staged.declared_type.as_deref(), &staged.stored.head)?;
-        store::documents::by_id(db, document_id).await?.ok_or(ApiError::NotFound("document"))?;
         precheck(state, db, staged.stored.size).await?;
         Ok(content_type)
     })
@@ -266,9 +282,13 @@ async fn record_version(
     stored: &objects::Stored,
 ) -> ApiResult<documents::Model> {
     let db = r.db()?.as_ref();
-    or_discard(state, &key, charge_quota(db, stored.size)).await?;
-    // Locks the document row, so concurrent versions number one after another.
-    let current = store::documents::by_id_for_update(db, document_id).await?.ok_or(ApiError::NotFound("document"))?;
+    let current = or_discard(state, &key, async {
+        // Locks the document row, so concurrent versions number one after another.
+        let current = store::documents::by_id_for_update(db, document_id).await?.ok_or(ApiError::NotFound("document"))?;
+        charge_quota(db, stored.size).await?;
+        Ok(current)
+    })
+    .await?;
     let version = current.current_version + 1;
     let actor = r.principal.actor().0;
     document_versions::Entity::insert(version_row(db.tenant(), (document_id, version_id), version, key, content_type, stored, actor)?)
@@ -336,34 +356,58 @@ pub struct DownloadLink {
 /// link served by the API on local storage. Issuing one is audited.
 pub async fn download_link(state: &AppState, r: &RequestContext, document_id: Uuid, version: Option<i32>) -> ApiResult<DownloadLink> {
     let db = r.db()?.as_ref();
-    let doc = store::documents::by_id(db, document_id).await?.ok_or(ApiError::NotFound("document"))?;
-    let v = version_of(db, doc.id, version).await?;
+    // The document is the field's parent, already read in this tenant.
+    let v = version_of(db, document_id, version).await?;
     let ttl = Duration::from_secs(state.settings.storage.url_ttl_secs);
     let expires_at = Utc::now() + chrono::Duration::seconds(i64::try_from(ttl.as_secs()).unwrap_or(300));
     let url = match state.objects.presigned_get(&v.storage_key, ttl).await.map_err(storage_failed)? {
         Some(url) => url,
         None => {
-            let grant = state.auth.tokens.sign_grant(
-                db.tenant(),
-                DOWNLOAD,
-                ttl,
-                json!({ "doc": doc.id, "ver": v.id }),
-            )?;
+            let grant = sign_grant(state, db.tenant(), ttl, &DownloadGrant { doc: document_id, ver: v.id })?;
             format!("/files/{grant}")
         }
     };
     r.audit(Event {
         action: "document.download_url",
         target_type: "document",
-        target_id: Some(doc.id),
+        target_id: Some(document_id),
         changes: Some(json!({ "version": v.version })),
     })
     .await?;
     Ok(DownloadLink { url, expires_at })
 }
 
-pub const DOWNLOAD: &str = "download";
-pub const UPLOAD: &str = "upload";
+/// What a signed file grant carries; `PURPOSE` keeps one kind from being
+/// used as another.
+pub trait Grant: serde::Serialize + serde::de::DeserializeOwned {
+    const PURPOSE: &'static str;
+}
+
+/// A download link: one version of one document.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct DownloadGrant {
+    pub doc: Uuid,
+    pub ver: Uuid,
+}
+
+impl Grant for DownloadGrant {
+    const PURPOSE: &'static str = "download";
+}
+
+impl Grant for UploadGrant {
+    const PURPOSE: &'static str = "upload";
+}
+
+pub fn sign_grant<G: Grant>(state: &AppState, tenant: Uuid, ttl: Duration, grant: &G) -> ApiResult<String> {
+    let data = serde_json::to_value(grant).map_err(ApiError::internal)?;
+    state.auth.tokens.sign_grant(tenant, G::PURPOSE, ttl, data)
+}
+
+/// The grant, if `token` is a valid, unexpired one of this kind for `tenant`.
+pub fn open_grant<G: Grant>(state: &AppState, tenant: Uuid, token: &str) -> Option<G> {
+    let data = state.auth.tokens.verify_grant(token, tenant, G::PURPOSE)?;
+    serde_json::from_value(data).ok()
+}
 
 /// Deletes a document and all its versions. Their bytes become unreachable
 /// and the sweeper removes them; the quota is given back at once.
@@ -422,10 +466,7 @@ pub async fn request_upload(
 ) -> ApiResult<DirectUpload> {
     let db = r.db()?.as_ref();
     // The bytes are checked against the type at confirmation.
-    let content_type = validate::content_type(content_type).map_err(|e| match e {
-        ApiError::BadUserInput { message, .. } => ApiError::BadUserInput { field: "contentType", message },
-        other => other,
-    })?;
+    let content_type = content_type_input(content_type)?;
     let (doc, project, client, name) = match target {
         Ok((owner, name)) => {
             let name = document_name(Some(&name), "")?;
@@ -445,7 +486,7 @@ pub async fn request_upload(
     let grant = UploadGrant { doc, ver: Uuid::now_v7(), project, client, name, content_type: content_type.clone(), size };
     let ttl = Duration::from_secs(state.settings.storage.url_ttl_secs);
     let expires_at = Utc::now() + chrono::Duration::seconds(i64::try_from(ttl.as_secs()).unwrap_or(300));
-    let token = state.auth.tokens.sign_grant(db.tenant(), UPLOAD, ttl, serde_json::to_value(&grant).map_err(ApiError::internal)?)?;
+    let token = sign_grant(state, db.tenant(), ttl, &grant)?;
     let key = objects::version_key(db.tenant(), grant.ver);
     let url = match state.objects.presigned_put(&key, ttl, &content_type).await.map_err(storage_failed)? {
         Some(url) => url,
@@ -460,12 +501,7 @@ pub async fn request_upload(
 /// A refused object is removed.
 pub async fn confirm_upload(state: &AppState, r: &RequestContext, token: &str) -> ApiResult<documents::Model> {
     let db = r.db()?.as_ref();
-    let grant: UploadGrant = state
-        .auth
-        .tokens
-        .verify_grant(token, db.tenant(), UPLOAD)
-        .and_then(|v| serde_json::from_value(v).ok())
-        .ok_or_else(|| ApiError::BadUserInput { field: "uploadToken", message: "is not a valid, unexpired upload token of this agency".into() })?;
+    let grant: UploadGrant = open_grant(state, db.tenant(), token).ok_or_else(|| ApiError::BadUserInput { field: "uploadToken", message: "is not a valid, unexpired upload token of this agency".into() })?;
     let key = objects::version_key(db.tenant(), grant.ver);
     if version_by_key(db, &key).await?.is_some() {
         return Err(ApiError::Conflict("this upload is already confirmed".into()));

@@ -9,21 +9,19 @@ use poem::{
     http::{StatusCode, header},
     web::{Data, Path},
 };
-use serde_json::Value;
 use uuid::Uuid;
 
 use super::graphql::error_response;
 use crate::{
     error::ApiError,
-    files::{self, UploadGrant},
+    files::{self, DownloadGrant, UploadGrant},
     objects,
     startup::AppState,
     store,
 };
 
 async fn tenant_of(req: &Request, state: &AppState) -> Result<Uuid, ApiError> {
-    let host = req.uri().host().map(str::to_owned).or_else(|| req.header("host").map(str::to_owned)).unwrap_or_default();
-    let resolved = state.tenants.resolve(&host, req.header("x-tenant")).await?;
+    let resolved = state.tenants.resolve(&super::request_host(req), req.header("x-tenant")).await?;
     Ok(resolved.tenant.ok_or(ApiError::TenantRequired)?.id)
 }
 
@@ -41,9 +39,7 @@ pub async fn download(req: &Request, Path(grant): Path<String>, Data(state): Dat
 
 async fn serve_download(req: &Request, grant: &str, state: &AppState) -> Result<Response, ApiError> {
     let tenant = tenant_of(req, state).await?;
-    let data = state.auth.tokens.verify_grant(grant, tenant, files::DOWNLOAD).ok_or_else(refused)?;
-    let id = |k: &str| data.get(k).and_then(Value::as_str).and_then(|s| s.parse::<Uuid>().ok());
-    let (doc_id, version_id) = (id("doc").ok_or_else(refused)?, id("ver").ok_or_else(refused)?);
+    let DownloadGrant { doc: doc_id, ver: version_id } = files::open_grant(state, tenant, grant).ok_or_else(refused)?;
     let db = state.db.scoped(tenant);
     let found = async {
         let doc = store::documents::by_id(&db, doc_id).await?;
@@ -81,12 +77,7 @@ pub async fn upload(req: &Request, Path(grant): Path<String>, Data(state): Data<
 
 async fn take_upload(req: &Request, grant: &str, state: &AppState, body: Body) -> Result<(), ApiError> {
     let tenant = tenant_of(req, state).await?;
-    let grant: UploadGrant = state
-        .auth
-        .tokens
-        .verify_grant(grant, tenant, files::UPLOAD)
-        .and_then(|v| serde_json::from_value(v).ok())
-        .ok_or_else(refused)?;
+    let grant: UploadGrant = files::open_grant(state, tenant, grant).ok_or_else(refused)?;
     if req.header("content-type").map(str::trim) != Some(grant.content_type.as_str()) {
         return Err(ApiError::BadUserInput { field: "content-type", message: format!("must be {}, as granted", grant.content_type) });
     }

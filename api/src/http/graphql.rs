@@ -40,8 +40,7 @@ pub fn error_response(err: ApiError) -> Response {
 #[handler]
 pub async fn graphql(req: &Request, Data(state): Data<&AppState>, body: Body) -> Response {
     let request_id = req.extensions().get::<RequestId>().map(|r| r.0.clone()).unwrap_or_default();
-    let host = req.uri().host().map(str::to_owned).or_else(|| req.header("host").map(str::to_owned)).unwrap_or_default();
-    let resolved = match state.tenants.resolve(&host, req.header("x-tenant")).await {
+    let resolved = match state.tenants.resolve(&super::request_host(req), req.header("x-tenant")).await {
         Ok(r) => r,
         Err(e) => return error_response(e),
     };

@@ -14,6 +14,11 @@ pub use request_id::RequestId;
 
 use crate::startup::AppState;
 
+/// The host a request was sent to: the absolute URI's, or the `Host` header.
+fn request_host(req: &poem::Request) -> String {
+    req.uri().host().map(str::to_owned).or_else(|| req.header("host").map(str::to_owned)).unwrap_or_default()
+}
+
 pub fn routes(state: AppState) -> impl Endpoint<Output = poem::Response> {
     Route::new()
         .at("/graphql", get(graphql::graphql).post(graphql::graphql))
