@@ -174,6 +174,8 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             )
             .await
             .map_err(|e| anyhow::anyhow!("could not create the tenant: {}", describe(e)))?;
+            // Replicas may have cached this host as unknown.
+            state.tenants.forget(&crate::tenancy::Tenant::from(tenant.clone())).await;
             println!(
                 "{}",
                 serde_json::json!({ "id": tenant.id, "name": tenant.name, "subdomain": tenant.subdomain, "customDomain": tenant.custom_domain })

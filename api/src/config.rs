@@ -48,11 +48,22 @@ pub struct ServerSettings {
     pub shutdown_grace_secs: u64,
     /// How long a resolved host -> tenant mapping is cached.
     pub tenant_cache_ttl_secs: u64,
-    /// Behind one trusted proxy (Traefik): take the client address from the
-    /// last `X-Forwarded-For` entry, the one the proxy appended. Never turn
-    /// on when clients reach the server directly: they could pick any
-    /// address and dodge per-address sign-in limits.
-    pub trust_forwarded_for: bool,
+    /// Proxies (addresses or CIDR ranges, e.g. Traefik's network) whose
+    /// `X-Forwarded-For` is believed: the client is the last address in it
+    /// that is not itself a trusted proxy. From any other peer the header is
+    /// ignored, so a client cannot pick its own address.
+    pub trusted_proxies: Vec<String>,
+    /// A request head must arrive whole within this many seconds.
+    pub header_read_timeout_secs: u64,
+    /// A keep-alive connection with no request in flight is closed after
+    /// this many seconds of silence.
+    pub idle_timeout_secs: u64,
+    /// A request body must keep arriving at this many bytes a second on
+    /// average (after the first `body_grace_secs`), or it is cut off.
+    pub min_body_bytes_per_sec: u64,
+    pub body_grace_secs: u64,
+    /// Open connections at most; further ones are closed at once.
+    pub max_connections: usize,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -74,6 +85,12 @@ pub struct DatabaseSettings {
     /// Run pending migrations when `serve` starts. Unset: yes on SQLite, no
     /// on PostgreSQL (run `aggios migrate up` as the owner instead).
     pub migrate_on_start: Option<bool>,
+    /// PostgreSQL: `statement_timeout`, `lock_timeout` and
+    /// `idle_in_transaction_session_timeout` of every server connection, in
+    /// milliseconds (0 turns one off).
+    pub statement_timeout_ms: u64,
+    pub lock_timeout_ms: u64,
+    pub idle_in_transaction_timeout_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -86,7 +103,11 @@ pub struct RedisSettings {
     /// can share one Redis.
     pub key_prefix: String,
     pub pool_size: u32,
-    pub connect_timeout_secs: u64,
+    /// Longest wait for one Redis call, connecting included.
+    pub timeout_ms: u64,
+    /// After a failed call Redis is skipped, and probed this often in the
+    /// background until it answers.
+    pub breaker_cooldown_ms: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -194,7 +215,12 @@ impl Default for Settings {
                 environment: Environment::Development,
                 shutdown_grace_secs: 30,
                 tenant_cache_ttl_secs: 30,
-                trust_forwarded_for: false,
+                trusted_proxies: Vec::new(),
+                header_read_timeout_secs: 10,
+                idle_timeout_secs: 60,
+                min_body_bytes_per_sec: 4096,
+                body_grace_secs: 10,
+                max_connections: 4096,
             },
             database: DatabaseSettings {
                 url: None,
@@ -203,8 +229,17 @@ impl Default for Settings {
                 max_connections: 16,
                 acquire_timeout_secs: 5,
                 migrate_on_start: None,
+                statement_timeout_ms: 10_000,
+                lock_timeout_ms: 2_000,
+                idle_in_transaction_timeout_ms: 30_000,
             },
-            redis: RedisSettings { url: None, key_prefix: "aggios".into(), pool_size: 16, connect_timeout_secs: 3 },
+            redis: RedisSettings {
+                url: None,
+                key_prefix: "aggios".into(),
+                pool_size: 16,
+                timeout_ms: 500,
+                breaker_cooldown_ms: 1_000,
+            },
             storage: StorageSettings {
                 backend: StorageBackend::Local,
                 local_dir: None,
@@ -307,6 +342,23 @@ impl Settings {
         if self.redis.key_prefix.is_empty() || self.redis.key_prefix.contains(char::is_whitespace) {
             return Err(invalid("redis.key_prefix", "must be non-empty, without spaces"));
         }
+        if self.server.header_read_timeout_secs == 0 || self.server.header_read_timeout_secs > 15 {
+            return Err(invalid("server.header_read_timeout_secs", "must be between 1 and 15 seconds"));
+        }
+        if self.server.idle_timeout_secs == 0 {
+            return Err(invalid("server.idle_timeout_secs", "must be at least 1"));
+        }
+        if self.server.max_connections == 0 {
+            return Err(invalid("server.max_connections", "must be at least 1"));
+        }
+        for proxy in &self.server.trusted_proxies {
+            if crate::net::Cidr::parse(proxy).is_none() {
+                return Err(invalid("server.trusted_proxies", format!("`{proxy}` is not an address or CIDR range such as 10.0.0.0/8")));
+            }
+        }
+        if self.redis.timeout_ms == 0 {
+            return Err(invalid("redis.timeout_ms", "must be at least 1"));
+        }
         if self.redis.pool_size == 0 {
             return Err(invalid("redis.pool_size", "must be at least 1"));
         }
@@ -407,6 +459,11 @@ impl Settings {
         self.auth.hash_concurrency.unwrap_or_else(|| {
             std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1).max(1))
         })
+    }
+
+    /// `server.trusted_proxies`, parsed (validated at load).
+    pub fn trusted_proxies(&self) -> Vec<crate::net::Cidr> {
+        self.server.trusted_proxies.iter().filter_map(|p| crate::net::Cidr::parse(p)).collect()
     }
 
     pub fn local_objects_dir(&self) -> PathBuf {

@@ -40,6 +40,10 @@ pub enum ApiError {
 
 pub type ApiResult<T> = Result<T, ApiError>;
 
+/// What `Retry-After` says when a dependency is unavailable: outages seen
+/// here end in seconds, and clients back off further on their own.
+pub const UNAVAILABLE_RETRY_AFTER: u64 = 2;
+
 impl ApiError {
     pub fn internal(cause: impl Into<anyhow::Error>) -> Self {
         Self::Internal(cause.into())
@@ -102,7 +106,7 @@ impl ApiError {
             Self::QuotaExceeded { quota, used, needed } => format!(
                 "the agency's storage quota is {quota} bytes, {used} are used and this needs {needed} more; delete documents or ask for a larger quota"
             ),
-            Self::Unavailable(what) => format!("{what} is unavailable right now; try again shortly"),
+            Self::Unavailable(what) => format!("{what} is unavailable right now; try again in a few seconds"),
             Self::Internal(cause) => {
                 let id = Uuid::now_v7();
                 tracing::error!(error_id = %id, error = ?cause, "internal error");
@@ -110,6 +114,15 @@ impl ApiError {
             }
         };
         (msg, None)
+    }
+
+    /// Seconds after which trying again makes sense, for `Retry-After`.
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            Self::RateLimited { retry_after, .. } => Some(*retry_after),
+            Self::Unavailable(_) => Some(UNAVAILABLE_RETRY_AFTER),
+            _ => None,
+        }
     }
 
     /// The GraphQL-over-HTTP body for an error that ends a request early.
@@ -139,10 +152,7 @@ impl From<ApiError> for async_graphql::Error {
             ApiError::BadUserInput { field, .. } => Some(*field),
             _ => None,
         };
-        let retry_after = match &err {
-            ApiError::RateLimited { retry_after, .. } => Some(*retry_after),
-            _ => None,
-        };
+        let retry_after = err.retry_after();
         async_graphql::Error::new(message).extend_with(|_, ext| {
             ext.set("code", code);
             if let Some(id) = error_id {
@@ -158,9 +168,66 @@ impl From<ApiError> for async_graphql::Error {
     }
 }
 
+/// A database failure is the database's (`SERVICE_UNAVAILABLE`, retryable)
+/// when it is out of reach or too busy to answer in time; anything else is a
+/// bug (`INTERNAL`). The cause is logged either way.
 impl From<sea_orm::DbErr> for ApiError {
     fn from(err: sea_orm::DbErr) -> Self {
-        Self::Internal(err.into())
+        if db_unavailable(&err) {
+            tracing::warn!(error = %err, "database unavailable");
+            Self::Unavailable("the database")
+        } else {
+            Self::Internal(err.into())
+        }
+    }
+}
+
+fn sqlx_error(err: &sea_orm::DbErr) -> Option<&sea_orm::sqlx::Error> {
+    use sea_orm::{DbErr, RuntimeErr};
+    match err {
+        DbErr::Conn(RuntimeErr::SqlxError(e)) | DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => {
+            Some(e.as_ref())
+        }
+        _ => None,
+    }
+}
+
+/// The server cannot reach the database at all: refused, dropped, shut down.
+pub fn db_unreachable(err: &sea_orm::DbErr) -> bool {
+    use sea_orm::sqlx::Error as E;
+    if matches!(err, sea_orm::DbErr::Conn(_)) {
+        return true;
+    }
+    match sqlx_error(err) {
+        Some(E::Io(_) | E::Tls(_) | E::PoolClosed | E::WorkerCrashed | E::Protocol(_)) => true,
+        Some(E::Database(db)) => {
+            let code = db.code().unwrap_or_default();
+            // connection exceptions, shutdowns, "cannot connect now", too many connections
+            code.starts_with("08") || matches!(code.as_ref(), "57P01" | "57P02" | "57P03" | "53300")
+        }
+        _ => false,
+    }
+}
+
+/// Out of reach, or too busy to answer in time: no free connection, a
+/// statement or lock timeout, SQLite's write lock held too long.
+pub fn db_unavailable(err: &sea_orm::DbErr) -> bool {
+    use sea_orm::sqlx::Error as E;
+    if db_unreachable(err) || matches!(err, sea_orm::DbErr::ConnectionAcquire(_)) {
+        return true;
+    }
+    match sqlx_error(err) {
+        Some(E::PoolTimedOut) => true,
+        Some(E::Database(db)) => {
+            let code = db.code().unwrap_or_default();
+            // query_canceled (statement_timeout), lock_not_available,
+            // idle_in_transaction_session_timeout, insufficient resources;
+            // SQLite: SQLITE_BUSY and SQLITE_LOCKED with their extended codes.
+            matches!(code.as_ref(), "57014" | "55P03" | "25P03")
+                || code.starts_with("53")
+                || code.parse::<u32>().is_ok_and(|c| matches!(c & 0xff, 5 | 6))
+        }
+        _ => false,
     }
 }
 

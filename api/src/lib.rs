@@ -9,6 +9,7 @@ pub mod error;
 pub mod files;
 pub mod graphql;
 pub mod http;
+pub mod net;
 pub mod objects;
 pub mod startup;
 pub mod store;

@@ -10,6 +10,13 @@ use aggios::{
 };
 use clap::Parser as _;
 
+/// mimalloc gives freed memory back to the system within milliseconds.
+/// With glibc's allocator, each blocking thread that hashed a password kept
+/// its 19 MiB argon2 buffer in a per-thread arena: 200 wrong sign-ins took a
+/// fresh server from 49 to 262 MiB, and it stayed there.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();

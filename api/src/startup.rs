@@ -4,10 +4,6 @@
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::Context as _;
-use poem::{
-    Server,
-    listener::{Acceptor, Listener, TcpAcceptor, TcpListener},
-};
 use secrecy::ExposeSecret;
 
 use crate::{
@@ -51,7 +47,8 @@ impl AppState {
                     url.expose_secret(),
                     &settings.redis.key_prefix,
                     settings.redis.pool_size,
-                    Duration::from_secs(settings.redis.connect_timeout_secs),
+                    Duration::from_millis(settings.redis.timeout_ms),
+                    Duration::from_millis(settings.redis.breaker_cooldown_ms),
                 )
                 .context("configuring Redis (setting redis.url)")?,
             ),
@@ -65,6 +62,7 @@ impl AppState {
             Duration::from_secs(settings.server.tenant_cache_ttl_secs),
         );
         let auth = Auth::new(&settings, cache.clone())?;
+        auth.revocations.start(db.clone()).await.context("loading the revocation list")?;
         let schema = build_schema(SchemaOptions { production: settings.is_production() });
         Ok(Self { settings: Arc::new(settings), db, cache, objects, tenants, auth, schema })
     }
@@ -77,7 +75,7 @@ impl std::fmt::Debug for AppState {
 }
 
 pub struct Application {
-    acceptor: TcpAcceptor,
+    listener: tokio::net::TcpListener,
     state: AppState,
 }
 
@@ -86,15 +84,14 @@ impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let addr = SocketAddr::new(settings.server.host, settings.server.port);
         let state = AppState::connect(settings).await?;
-        let acceptor = TcpListener::bind(addr)
-            .into_acceptor()
+        let listener = tokio::net::TcpListener::bind(addr)
             .await
             .with_context(|| format!("binding {addr} (settings server.host, server.port)"))?;
-        Ok(Self { acceptor, state })
+        Ok(Self { listener, state })
     }
 
     pub fn local_addr(&self) -> Option<SocketAddr> {
-        self.acceptor.local_addr().first().and_then(|a| a.as_socket_addr().copied())
+        self.listener.local_addr().ok()
     }
 
     pub fn state(&self) -> &AppState {
@@ -104,12 +101,14 @@ impl Application {
     /// Serves until `shutdown` resolves, then lets in-flight requests finish
     /// for up to `server.shutdown_grace_secs`.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send) -> std::io::Result<()> {
-        let grace = Duration::from_secs(self.state.settings.server.shutdown_grace_secs);
+        let limits = http::server::Limits::from_settings(&self.state.settings.server);
         let db = self.state.db.clone();
-        let result = Server::new_with_acceptor(self.acceptor)
-            .run_with_graceful_shutdown(http::routes(self.state), shutdown, Some(grace))
-            .await;
-        db.close().await;
+        let result = http::server::serve(self.listener, http::routes(self.state), limits, shutdown).await;
+        // A statement cut by the shutdown may hold its connection a while;
+        // the process does not wait on it.
+        if tokio::time::timeout(Duration::from_secs(2), db.close()).await.is_err() {
+            tracing::warn!("database connections still busy at exit; leaving them to the server to end");
+        }
         result
     }
 }

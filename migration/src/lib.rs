@@ -8,6 +8,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261124_000001_create_tables;
 mod m20261124_000002_row_level_security;
 mod m20261124_000003_login_lookup;
+mod m20261127_000010_revocations;
 
 /// The tables that hold one tenant's rows. Each carries `tenant_id`, leads an
 /// index with it, and on PostgreSQL is guarded by a forced RLS policy.
@@ -41,6 +42,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000001_create_tables::Migration),
             Box::new(m20261124_000002_row_level_security::Migration),
             Box::new(m20261124_000003_login_lookup::Migration),
+            Box::new(m20261127_000010_revocations::Migration),
         ]
     }
 }

@@ -106,7 +106,7 @@ pub async fn update(state: &AppState, ctx: &RequestContext, id: Uuid, changes: A
     ctx.audit(Event { action: "user.update", target_type: "user", target_id: Some(user.id), changes: Some(record.into()) }).await?;
     if email_changed {
         // The email is in the access token: the next one must carry the new.
-        state.auth.revocations.cut_user(user.tenant_id, user.id).await?;
+        state.auth.revocations.cut_user(db, user.tenant_id, user.id).await?;
     }
     Ok(user)
 }
@@ -125,7 +125,7 @@ pub async fn change_role(state: &AppState, ctx: &RequestContext, id: Uuid, role:
     let changes = json!({ "role": role.as_str() });
     ctx.audit(Event { action: "user.role_change", target_type: "user", target_id: Some(user.id), changes: Some(changes) }).await?;
     // The role is in the access token: the next request must refresh.
-    state.auth.revocations.cut_user(user.tenant_id, user.id).await?;
+    state.auth.revocations.cut_user(db, user.tenant_id, user.id).await?;
     Ok(user)
 }
 
@@ -141,7 +141,7 @@ pub async fn set_active(state: &AppState, ctx: &RequestContext, id: Uuid, active
     ctx.audit(Event { action, target_type: "user", target_id: Some(user.id), changes: Some(json!({ "isActive": active })) }).await?;
     if !active {
         store::sessions::revoke_all(db, user.id).await?;
-        state.auth.revocations.cut_user(user.tenant_id, user.id).await?;
+        state.auth.revocations.cut_user(db, user.tenant_id, user.id).await?;
     }
     Ok(user)
 }

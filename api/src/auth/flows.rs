@@ -117,13 +117,17 @@ pub async fn sign_up(state: &AppState, ctx: &RequestContext, input: SignUp) -> A
         Ok((user, tenant, session))
     })
     .await?;
+    // A look-up of this host before the sign-up is cached as a miss, on
+    // every replica (the cache is shared): it must not outlive the agency's
+    // creation.
+    state.tenants.forget(&crate::tenancy::Tenant::from(tenant.clone())).await;
     signed_in(state, user, tenant, session)
 }
 
 pub async fn login(state: &AppState, ctx: &RequestContext, email: &str, password: &str, agency: Option<&str>) -> ApiResult<SignedIn> {
     let ip = ctx.client_ip();
     let account = email.trim().to_lowercase();
-    state.auth.throttle.before_attempt(&account, ip).await?;
+    let attempt = state.auth.throttle.reserve(&account, ip).await?;
     let tenant_filter = match (&ctx.resolved.tenant, agency) {
         (Some(t), _) => Some(Some(t.id)),
         (None, Some(sub)) => Some(store::tenants::by_subdomain(state.db.platform(), &sub.trim().to_lowercase()).await?.map(|t| t.id)),
@@ -134,38 +138,35 @@ pub async fn login(state: &AppState, ctx: &RequestContext, email: &str, password
         (Err(_), _) | (Ok(_), Some(None)) => Vec::new(),
         (Ok(email), filter) => store::logins::candidates(&state.db, &email, filter.flatten()).await?,
     };
-    let mut matches = Vec::new();
-    // (tenant, user) of accounts that exist but did not sign in, for their
-    // agencies' audit trails; on an agency's host, unknown emails too.
-    let mut failed_in: Vec<(Uuid, Option<Uuid>)> = Vec::new();
-    if candidates.is_empty() {
-        state.auth.passwords.verify(password, None).await?;
-        if let Some(t) = &ctx.resolved.tenant {
-            failed_in.push((t.id, None));
-        }
-    }
-    for c in candidates {
-        let ok = state.auth.passwords.verify(password, Some(&c.user.password_hash)).await?;
-        if ok && c.user.is_active && c.tenant.is_active {
-            matches.push(c);
-        } else {
-            failed_in.push((c.tenant.id, Some(c.user.id)));
-        }
-    }
-    let chosen = match matches.len() {
-        0 => {
-            state.auth.throttle.failed(&account, ip).await;
-            record_failed_login(state, ctx, &failed_in).await;
+    // Exactly one password check, whatever the number of accounts: against
+    // the oldest account of the email that can sign in (or, when none can,
+    // the oldest at all, or a dummy hash), so that neither the answer nor
+    // its time tells in how many agencies an email is.
+    let usable = |c: &&store::logins::Candidate| c.user.is_active && c.tenant.is_active;
+    let oldest = |it: &mut dyn Iterator<Item = &store::logins::Candidate>| it.min_by_key(|c| (c.user.created_at, c.user.id)).cloned();
+    let chosen = oldest(&mut candidates.iter().filter(usable)).or_else(|| oldest(&mut candidates.iter()));
+    let ok = state.auth.passwords.verify(password, chosen.as_ref().map(|c| c.user.password_hash.as_str())).await?;
+    let chosen = match chosen {
+        Some(c) if ok && usable(&&c) => c,
+        other => {
+            // The reservation stays: it counts as a failure.
+            drop(attempt);
+            let failed_in = match (other, &ctx.resolved.tenant) {
+                (Some(c), _) => Some((c.tenant.id, Some(c.user.id))),
+                (None, Some(t)) => Some((t.id, None)),
+                (None, None) => None,
+            };
+            record_failed_login(state, ctx, failed_in);
             return Err(ApiError::InvalidCredentials);
         }
-        1 => matches.remove(0),
-        _ => {
-            return Err(ApiError::Conflict(
-                "this email signs in to several agencies: name the agency (the `agency` field) or sign in on its own address".into(),
-            ));
-        }
     };
-    state.auth.throttle.succeeded(&account, ip).await;
+    state.auth.throttle.succeeded(attempt).await;
+    if candidates.iter().filter(usable).count() > 1 {
+        // Said only to whoever knows the password.
+        return Err(ApiError::Conflict(
+            "this email signs in to several agencies: name the agency (the `agency` field) or sign in on its own address".into(),
+        ));
+    }
     let session = in_tenant(state, chosen.tenant.id, async |db| {
         let session = sessions::start(db, chosen.user.id, state.auth.lifetimes, &ctx.client).await?;
         let event = Event { action: "auth.login", target_type: "user", target_id: Some(chosen.user.id), changes: None };
@@ -176,20 +177,23 @@ pub async fn login(state: &AppState, ctx: &RequestContext, email: &str, password
     signed_in(state, chosen.user, chosen.tenant, session)
 }
 
-/// Failed sign-ins go to the agencies' audit trails in transactions of their
-/// own (the request itself fails). A failure to record is logged, and does
-/// not change the answer.
-async fn record_failed_login(state: &AppState, ctx: &RequestContext, failed_in: &[(Uuid, Option<Uuid>)]) {
-    for &(tenant, user) in failed_in {
-        let recorded = in_tenant(state, tenant, async |db| {
+/// A failed sign-in goes to the agency's audit trail in a transaction of its
+/// own (the request itself fails), after the answer: its cost must not tell
+/// whether the account exists. A failure to record is logged.
+fn record_failed_login(state: &AppState, ctx: &RequestContext, failed_in: Option<(Uuid, Option<Uuid>)>) {
+    let Some((tenant, user)) = failed_in else { return };
+    let state = state.clone();
+    let request_id = ctx.request_id.clone();
+    tokio::spawn(async move {
+        let recorded = in_tenant(&state, tenant, async |db| {
             let event = Event { action: "auth.login_failed", target_type: "user", target_id: user, changes: None };
-            audit::record(db, (None, None), &ctx.request_id, event).await
+            audit::record(db, (None, None), &request_id, event).await
         })
         .await;
         if let Err(e) = recorded {
             tracing::warn!(error = ?e, "could not audit a failed sign-in");
         }
-    }
+    });
 }
 
 pub async fn refresh(state: &AppState, ctx: &RequestContext, token: &str) -> ApiResult<SignedIn> {
@@ -207,7 +211,7 @@ pub async fn refresh(state: &AppState, ctx: &RequestContext, token: &str) -> Api
                 Some(user) if user.is_active => Ok(Ok((user, issued))),
                 _ => {
                     sessions::revoke_family(db, issued.row.family_id).await?;
-                    Ok(Err(None))
+                    Ok(Err(()))
                 }
             },
             Rotation::Reused { family, user } => {
@@ -219,20 +223,16 @@ pub async fn refresh(state: &AppState, ctx: &RequestContext, token: &str) -> Api
                     changes: None,
                 };
                 audit::record(db, (Some(user), None), &ctx.request_id, event).await?;
-                Ok(Err(Some(family)))
+                state.auth.revocations.revoke_session(db, tenant_id, family).await?;
+                Ok(Err(()))
             }
-            Rotation::Refused => Ok(Err(None)),
+            Rotation::Refused => Ok(Err(())),
         }
     })
     .await?;
     match outcome {
         Ok((user, issued)) => signed_in(state, user, tenant, *issued),
-        Err(family) => {
-            if let Some(family) = family {
-                state.auth.revocations.revoke_session(tenant_id, family).await?;
-            }
-            Err(ApiError::Unauthenticated)
-        }
+        Err(()) => Err(ApiError::Unauthenticated),
     }
 }
 
@@ -243,16 +243,18 @@ fn current_user(ctx: &RequestContext) -> ApiResult<&UserPrincipal> {
 /// Ends this request's session.
 pub async fn logout(state: &AppState, ctx: &RequestContext) -> ApiResult<bool> {
     let me = current_user(ctx)?;
-    sessions::revoke_family(ctx.db()?, me.session_id).await?;
+    let db = ctx.db()?.as_ref();
+    sessions::revoke_family(db, me.session_id).await?;
     ctx.audit(Event { action: "auth.logout", target_type: "session", target_id: Some(me.session_id), changes: None }).await?;
-    state.auth.revocations.revoke_session(me.tenant_id, me.session_id).await?;
+    state.auth.revocations.revoke_session(db, me.tenant_id, me.session_id).await?;
     Ok(true)
 }
 
 /// Ends every session of the user; returns how many were live.
 pub async fn logout_everywhere(state: &AppState, ctx: &RequestContext) -> ApiResult<u64> {
     let me = current_user(ctx)?;
-    let n = sessions::revoke_all(ctx.db()?, me.user_id).await?;
+    let db = ctx.db()?.as_ref();
+    let n = sessions::revoke_all(db, me.user_id).await?;
     let event = Event {
         action: "auth.logout_everywhere",
         target_type: "user",
@@ -260,17 +262,18 @@ pub async fn logout_everywhere(state: &AppState, ctx: &RequestContext) -> ApiRes
         changes: Some(serde_json::json!({ "sessions": n })),
     };
     ctx.audit(event).await?;
-    state.auth.revocations.cut_user(me.tenant_id, me.user_id).await?;
+    state.auth.revocations.cut_user(db, me.tenant_id, me.user_id).await?;
     Ok(n)
 }
 
 pub async fn revoke_session(state: &AppState, ctx: &RequestContext, session: Uuid) -> ApiResult<bool> {
     let me = current_user(ctx)?;
-    if !sessions::revoke_user_session(ctx.db()?, me.user_id, session).await? {
+    let db = ctx.db()?.as_ref();
+    if !sessions::revoke_user_session(db, me.user_id, session).await? {
         return Err(ApiError::NotFound("session"));
     }
     ctx.audit(Event { action: "auth.session_revoke", target_type: "session", target_id: Some(session), changes: None }).await?;
-    state.auth.revocations.revoke_session(me.tenant_id, session).await?;
+    state.auth.revocations.revoke_session(db, me.tenant_id, session).await?;
     Ok(true)
 }
 
@@ -278,14 +281,15 @@ pub async fn revoke_session(state: &AppState, ctx: &RequestContext, session: Uui
 /// starts a fresh one for this client.
 pub async fn change_password(state: &AppState, ctx: &RequestContext, current: &str, new: &str) -> ApiResult<SignedIn> {
     let me = current_user(ctx)?.clone();
-    let db = ctx.db()?;
+    let db = ctx.db()?.as_ref();
     let ip = ctx.client_ip();
-    state.auth.throttle.before_attempt(&me.email, ip).await?;
+    let attempt = state.auth.throttle.reserve(&me.email, ip).await?;
     let user = store::users::by_id(db, me.user_id).await?.ok_or(ApiError::Unauthenticated)?;
     if !state.auth.passwords.verify(current, Some(&user.password_hash)).await? {
-        state.auth.throttle.failed(&me.email, ip).await;
+        drop(attempt);
         return Err(ApiError::BadUserInput { field: "currentPassword", message: "is not your current password".into() });
     }
+    state.auth.throttle.succeeded(attempt).await;
     check_policy(new, &[&user.email, &user.first_name, &user.last_name])?;
     let hash = state.auth.passwords.hash(new).await?;
     let mut model: users::ActiveModel = user.into();
@@ -293,7 +297,7 @@ pub async fn change_password(state: &AppState, ctx: &RequestContext, current: &s
     let user = store::users::save(db, model).await?;
     sessions::revoke_all(db, me.user_id).await?;
     ctx.audit(Event { action: "user.password_change", target_type: "user", target_id: Some(me.user_id), changes: None }).await?;
-    state.auth.revocations.cut_user(me.tenant_id, me.user_id).await?;
+    state.auth.revocations.cut_user(db, me.tenant_id, me.user_id).await?;
     let session = sessions::start(db, me.user_id, state.auth.lifetimes, &ctx.client).await?;
     let tenant = store::tenants::by_id(state.db.platform(), me.tenant_id).await?.ok_or(ApiError::TenantNotFound)?;
     signed_in(state, user, tenant, session)
@@ -303,7 +307,7 @@ pub async fn platform_login(state: &AppState, ctx: &RequestContext, email: &str,
     require_api_host(ctx, "platform administrators sign in on the general API host without X-Tenant")?;
     let ip = ctx.client_ip();
     let account = format!("platform:{}", email.trim().to_lowercase());
-    state.auth.throttle.before_attempt(&account, ip).await?;
+    let attempt = state.auth.throttle.reserve(&account, ip).await?;
     let admin = match normalize_email(email) {
         Ok(e) => store::platform::admin_by_email(state.db.platform(), &e).await?,
         Err(_) => None,
@@ -311,11 +315,11 @@ pub async fn platform_login(state: &AppState, ctx: &RequestContext, email: &str,
     let ok = state.auth.passwords.verify(password, admin.as_ref().map(|a| a.password_hash.as_str())).await?;
     match admin {
         Some(admin) if ok && admin.is_active => {
-            state.auth.throttle.succeeded(&account, ip).await;
+            state.auth.throttle.succeeded(attempt).await;
             state.auth.tokens.issue_admin(&AdminPrincipal { admin_id: admin.id, email: admin.email })
         }
         _ => {
-            state.auth.throttle.failed(&account, ip).await;
+            drop(attempt);
             Err(ApiError::InvalidCredentials)
         }
     }

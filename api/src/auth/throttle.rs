@@ -3,9 +3,15 @@
 //! - one account from one address: past the limit that pair must wait, but
 //!   the real user, from their own address, is unaffected;
 //! - one address, any accounts: past the limit it must wait (stuffing);
-//! - one account from anywhere: past the limit each attempt costs a second
-//!   more, never a refusal, so a distributed guess is slowed and the owner can
-//!   still sign in.
+//! - one account from anywhere: past the limit each attempt waits longer
+//!   (1 s, 2 s, 4 s, ... at most 10 s), never a refusal, so a distributed
+//!   guess is slowed and the owner can still sign in.
+//!
+//! An attempt reserves its place on all three counters, in one atomic step,
+//! before the password is checked: of N concurrent attempts at most the
+//! limit get checked. A right password gives its reservation back; a wrong
+//! one keeps it, as a failure. When the shared cache cannot answer, the
+//! counters of this process take over, so the limits still hold per replica.
 //!
 //! Unknown accounts count the same, so the counters reveal nothing.
 
@@ -14,7 +20,7 @@ use std::{net::IpAddr, sync::Arc, time::Duration};
 use sha2::{Digest as _, Sha256};
 
 use crate::{
-    cache::{self, Cache},
+    cache::{self, Cache, MemoryCache},
     config::AuthSettings,
     error::{ApiError, ApiResult},
 };
@@ -22,39 +28,46 @@ use crate::{
 #[derive(Debug, Clone)]
 pub struct LoginThrottle {
     cache: Arc<dyn Cache>,
+    /// Used while the shared cache cannot answer.
+    fallback: Arc<MemoryCache>,
     per_pair: u64,
     per_address: u64,
     per_account: u64,
     window: Duration,
 }
 
+/// The longest an attempt on a much-guessed account is made to wait.
+const MAX_DELAY: Duration = Duration::from_secs(10);
+
 fn digest(s: &str) -> String {
     hex::encode(&Sha256::digest(s.as_bytes())[..16])
 }
 
-struct Keys {
-    pair: String,
-    address: Option<String>,
-    account: String,
-}
-
-fn keys(account: &str, ip: Option<IpAddr>) -> Keys {
+/// The counters of one attempt: `[pair, account, address?]`.
+fn keys(account: &str, ip: Option<IpAddr>) -> Vec<String> {
     let ip = ip.map(|ip| ip.to_string());
-    Keys {
-        pair: cache::platform_key("login-fail-pair", &digest(&format!("{account}|{}", ip.as_deref().unwrap_or("-")))),
-        address: ip.map(|ip| cache::platform_key("login-fail-ip", &ip)),
-        account: cache::platform_key("login-fail-account", &digest(account)),
-    }
+    let mut keys = vec![
+        cache::platform_key("login-fail-pair", &digest(&format!("{account}|{}", ip.as_deref().unwrap_or("-")))),
+        cache::platform_key("login-fail-account", &digest(account)),
+    ];
+    keys.extend(ip.map(|ip| cache::platform_key("login-fail-ip", &ip)));
+    keys
 }
 
-fn count(v: Option<&Option<Vec<u8>>>) -> u64 {
-    v.and_then(|v| v.as_deref()).and_then(|b| std::str::from_utf8(b).ok()?.parse().ok()).unwrap_or(0)
+/// A reserved attempt: hand it back with [`LoginThrottle::succeeded`] when
+/// the password was right; drop it when it was wrong.
+#[derive(Debug)]
+#[must_use = "a right password gives the reservation back with `succeeded`"]
+pub struct Attempt {
+    keys: Vec<String>,
+    local: bool,
 }
 
 impl LoginThrottle {
     pub fn new(cache: Arc<dyn Cache>, s: &AuthSettings) -> Self {
         Self {
             cache,
+            fallback: Arc::new(MemoryCache::new()),
             per_pair: s.login_failures_per_account_and_address.into(),
             per_address: s.login_failures_per_address.into(),
             per_account: s.login_failures_per_account.into(),
@@ -62,44 +75,45 @@ impl LoginThrottle {
         }
     }
 
-    /// Before checking a password: refuse, slow down, or let through. A cache
-    /// that is down lets through (logged): sign-in matters more than pacing.
-    pub async fn before_attempt(&self, account: &str, ip: Option<IpAddr>) -> ApiResult<()> {
-        let k = keys(account, ip);
-        let mut wanted = vec![k.pair, k.account];
-        wanted.extend(k.address);
-        let counts = match self.cache.get_many(&wanted).await {
-            Ok(c) => c,
+    fn store(&self, local: bool) -> &dyn Cache {
+        if local { self.fallback.as_ref() } else { self.cache.as_ref() }
+    }
+
+    /// Before checking a password: reserve a place, or be refused; an
+    /// account guessed at too often from everywhere waits first.
+    pub async fn reserve(&self, account: &str, ip: Option<IpAddr>) -> ApiResult<Attempt> {
+        let keys = keys(account, ip);
+        let limits = [self.per_pair, u64::MAX, self.per_address];
+        let counters: Vec<(String, u64)> = keys.iter().cloned().zip(limits).collect();
+        let (outcome, local) = match self.cache.reserve(&counters, self.window).await {
+            Ok(o) => (o, false),
             Err(e) => {
-                tracing::warn!(error = %e, "login throttle unavailable");
-                return Ok(());
+                tracing::warn!(error = %e, "sign-in throttle falls back to this process's counters");
+                (self.fallback.reserve(&counters, self.window).await.map_err(|e| ApiError::internal(anyhow::anyhow!("{e}")))?, true)
             }
         };
         let retry_after = self.window.as_secs();
-        if count(counts.first()) >= self.per_pair {
-            return Err(ApiError::RateLimited { retry_after, why: "too many failed sign-ins for this account from this address" });
+        let counts = match outcome {
+            Ok(counts) => counts,
+            Err(0) => return Err(ApiError::RateLimited { retry_after, why: "too many failed sign-ins for this account from this address" }),
+            Err(_) => return Err(ApiError::RateLimited { retry_after, why: "too many failed sign-ins from this address" }),
+        };
+        let on_account = counts.get(1).copied().unwrap_or(0);
+        if on_account > self.per_account {
+            let over = u32::try_from(on_account - self.per_account - 1).unwrap_or(u32::MAX).min(8);
+            tokio::time::sleep(Duration::from_secs(1u64 << over).min(MAX_DELAY)).await;
         }
-        if count(counts.get(2)) >= self.per_address {
-            return Err(ApiError::RateLimited { retry_after, why: "too many failed sign-ins from this address" });
-        }
-        if count(counts.get(1)) >= self.per_account {
-            tokio::time::sleep(Duration::from_secs(1)).await;
-        }
-        Ok(())
+        Ok(Attempt { keys, local })
     }
 
-    pub async fn failed(&self, account: &str, ip: Option<IpAddr>) {
-        let k = keys(account, ip);
-        for key in [Some(k.pair), Some(k.account), k.address].into_iter().flatten() {
-            if let Err(e) = self.cache.incr(&key, self.window).await {
-                tracing::warn!(error = %e, "could not count a failed sign-in");
-            }
+    /// The password was right: the attempt is not a failure, and the pair
+    /// starts afresh (the address and account totals keep earlier failures).
+    pub async fn succeeded(&self, attempt: Attempt) {
+        let store = self.store(attempt.local);
+        if let Err(e) = store.release(&attempt.keys[1..]).await {
+            tracing::warn!(error = %e, "could not give back a sign-in reservation");
         }
-    }
-
-    /// A success clears the pair (not the address or account totals).
-    pub async fn succeeded(&self, account: &str, ip: Option<IpAddr>) {
-        if let Err(e) = self.cache.delete(&keys(account, ip).pair).await {
+        if let Err(e) = store.delete(&attempt.keys[0]).await {
             tracing::warn!(error = %e, "could not clear a sign-in counter");
         }
     }

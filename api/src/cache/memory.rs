@@ -70,14 +70,45 @@ impl Cache for MemoryCache {
         let mut entries = self.lock();
         let now = Instant::now();
         let (count, expires) = match entries.get(key) {
-            Some((v, exp)) if *exp > now => {
-                let n = std::str::from_utf8(v).ok().and_then(|s| s.parse::<u64>().ok()).unwrap_or(0);
-                (n + 1, *exp)
-            }
+            Some((v, exp)) if *exp > now => (parse_count(v) + 1, *exp),
             _ => (1, now + window),
         };
         entries.insert(key.to_owned(), (count.to_string().into_bytes(), expires));
         Ok(count)
+    }
+
+    async fn reserve(&self, counters: &[(String, u64)], window: Duration) -> Result<Result<Vec<u64>, usize>, CacheError> {
+        let mut entries = self.lock();
+        let now = Instant::now();
+        let live = |entries: &HashMap<String, (Vec<u8>, Instant)>, key: &str| match entries.get(key) {
+            Some((v, exp)) if *exp > now => Some((parse_count(v), *exp)),
+            _ => None,
+        };
+        for (i, (key, limit)) in counters.iter().enumerate() {
+            if live(&entries, key).map_or(0, |(n, _)| n) >= *limit {
+                return Ok(Err(i));
+            }
+        }
+        let mut counts = Vec::with_capacity(counters.len());
+        for (key, _) in counters {
+            let (n, expires) = live(&entries, key).unwrap_or((0, now + window));
+            entries.insert(key.clone(), ((n + 1).to_string().into_bytes(), expires));
+            counts.push(n + 1);
+        }
+        Ok(Ok(counts))
+    }
+
+    async fn release(&self, keys: &[String]) -> Result<(), CacheError> {
+        let mut entries = self.lock();
+        let now = Instant::now();
+        for key in keys {
+            if let Some((v, exp)) = entries.get_mut(key)
+                && *exp > now
+            {
+                *v = parse_count(v).saturating_sub(1).to_string().into_bytes();
+            }
+        }
+        Ok(())
     }
 
     async fn ping(&self) -> Result<(), CacheError> {
@@ -87,4 +118,8 @@ impl Cache for MemoryCache {
     fn backend_name(&self) -> &'static str {
         "in-process"
     }
+}
+
+fn parse_count(v: &[u8]) -> u64 {
+    std::str::from_utf8(v).ok().and_then(|s| s.parse::<u64>().ok()).unwrap_or(0)
 }

@@ -2,6 +2,7 @@
 //! one small trait. Callers build keys with [`tenant_key`] for anything
 //! tenant-owned, so no key of one tenant can name another's value.
 
+mod breaker;
 mod memory;
 mod redis;
 
@@ -9,7 +10,7 @@ use std::time::Duration;
 
 use uuid::Uuid;
 
-pub use self::{memory::MemoryCache, redis::RedisCache};
+pub use self::{breaker::Breaker, memory::MemoryCache, redis::RedisCache};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CacheError {
@@ -27,9 +28,21 @@ pub trait Cache: Send + Sync + std::fmt::Debug {
     /// Adds one to a counter and returns the new count. The first increment
     /// starts the window: the counter disappears `window` later.
     async fn incr(&self, key: &str, window: Duration) -> Result<u64, CacheError>;
+    /// One atomic step over several counters of the same window: when every
+    /// counter is below its limit, each is incremented and the new counts
+    /// are returned; otherwise nothing changes and `Err(i)` names the first
+    /// counter at its limit. Concurrent callers can never all pass a limit.
+    async fn reserve(&self, counters: &[(String, u64)], window: Duration) -> Result<Result<Vec<u64>, usize>, CacheError>;
+    /// Gives back one unit of each counter (never below zero).
+    async fn release(&self, keys: &[String]) -> Result<(), CacheError>;
     /// Succeeds when the backend answers.
     async fn ping(&self) -> Result<(), CacheError>;
     fn backend_name(&self) -> &'static str;
+    /// Whether the backend is known to be unreachable right now (its
+    /// breaker is open): callers skip it instead of trying.
+    fn is_degraded(&self) -> bool {
+        false
+    }
 }
 
 /// A key outside any tenant: `p:{kind}:{rest}`. Backends add their own

@@ -1,11 +1,14 @@
-//! Redis through a bb8 pool, shared by every replica.
+//! Redis through a bb8 pool, shared by every replica. Every call is bounded
+//! by `redis.timeout_ms` and goes through a [`Breaker`]: while Redis is known
+//! to be down no request waits on it, callers fall back at once, and a
+//! background probe finds out when it is back.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use bb8_redis::{RedisConnectionManager, bb8};
 use redis::AsyncCommands as _;
 
-use super::{Cache, CacheError};
+use super::{Breaker, Cache, CacheError};
 
 #[derive(Debug, Clone)]
 pub struct RedisCache {
@@ -13,46 +16,116 @@ pub struct RedisCache {
     /// Namespaces every key, so deployments (and test runs) can share one
     /// Redis without reading each other's entries.
     prefix: String,
+    timeout: Duration,
+    cooldown: Duration,
+    breaker: Arc<Breaker>,
+}
+
+/// Reserves one unit on each counter when all are below their limits.
+/// KEYS: the counters; ARGV[1]: the window in ms; ARGV[1 + i]: the limit of
+/// KEYS[i]. Returns {0, counts...} or {i} for the first counter at its limit.
+const RESERVE: &str = r"
+for i, key in ipairs(KEYS) do
+  if tonumber(redis.call('GET', key) or '0') >= tonumber(ARGV[i + 1]) then return {i} end
+end
+local counts = {0}
+for i, key in ipairs(KEYS) do
+  counts[i + 1] = redis.call('INCR', key)
+  redis.call('PEXPIRE', key, ARGV[1], 'NX')
+end
+return counts
+";
+
+/// Gives back one unit on each counter that is above zero.
+const RELEASE: &str = r"
+for _, key in ipairs(KEYS) do
+  if tonumber(redis.call('GET', key) or '0') > 0 then redis.call('DECR', key) end
+end
+return 0
+";
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
 }
 
 impl RedisCache {
     /// Builds the pool without waiting for Redis: a server that is down at
     /// start-up makes `/readyz` red rather than stopping the API.
-    pub fn new(url: &str, prefix: &str, size: u32, connect_timeout: Duration) -> anyhow::Result<Self> {
+    pub fn new(url: &str, prefix: &str, size: u32, timeout: Duration, cooldown: Duration) -> anyhow::Result<Self> {
         let manager = RedisConnectionManager::new(url)?;
+        // Connections are made ahead of need (they are multiplexed and
+        // cheap), so a burst of requests does not wait on connecting.
         let pool = bb8::Pool::builder()
             .max_size(size)
-            .connection_timeout(connect_timeout)
+            .min_idle(Some(size.min(4)))
+            .connection_timeout(timeout)
             .build_unchecked(manager);
-        Ok(Self { pool, prefix: format!("{prefix}:") })
+        Ok(Self { pool, prefix: format!("{prefix}:"), timeout, cooldown, breaker: Arc::new(Breaker::new("redis")) })
+    }
+
+    /// Pings Redis every cool-down until it answers, then closes the breaker.
+    fn spawn_probe(&self) {
+        let (pool, breaker, cooldown, timeout) = (self.pool.clone(), self.breaker.clone(), self.cooldown, self.timeout);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(cooldown).await;
+                let ping = async {
+                    let mut conn = pool.get().await.ok()?;
+                    redis::cmd("PING").query_async::<String>(&mut *conn).await.ok()
+                };
+                if let Ok(Some(_)) = tokio::time::timeout(timeout.max(Duration::from_secs(1)), ping).await {
+                    breaker.close();
+                    return;
+                }
+            }
+        });
     }
 
     fn key(&self, key: &str) -> String {
         format!("{}{key}", self.prefix)
     }
 
-    async fn conn(&self) -> Result<bb8::PooledConnection<'_, RedisConnectionManager>, CacheError> {
-        self.pool.get().await.map_err(|e| CacheError::Unavailable(e.to_string()))
+    /// Runs one command on a pooled connection, within the timeout and
+    /// through the breaker.
+    async fn call<T>(
+        &self,
+        f: impl AsyncFnOnce(&mut redis::aio::MultiplexedConnection) -> redis::RedisResult<T>,
+    ) -> Result<T, CacheError> {
+        if self.breaker.is_open() {
+            return Err(CacheError::Unavailable("Redis was unreachable moments ago; not waiting on it".into()));
+        }
+        let attempt = async {
+            let mut conn = self.pool.get().await.map_err(|e| e.to_string())?;
+            f(&mut *conn).await.map_err(|e| e.to_string())
+        };
+        let outcome = match tokio::time::timeout(self.timeout, attempt).await {
+            Ok(r) => r,
+            Err(_) => Err(format!("no answer within {} ms", self.timeout.as_millis())),
+        };
+        outcome.map_err(|e| {
+            if self.breaker.trip(&e) {
+                self.spawn_probe();
+            }
+            CacheError::Unavailable(e)
+        })
     }
-}
-
-fn unavailable(e: redis::RedisError) -> CacheError {
-    CacheError::Unavailable(e.to_string())
 }
 
 #[async_trait::async_trait]
 impl Cache for RedisCache {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, CacheError> {
-        self.conn().await?.get(self.key(key)).await.map_err(unavailable)
+        let key = self.key(key);
+        self.call(async |c| c.get(key).await).await
     }
 
     async fn set(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), CacheError> {
-        let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
-        self.conn().await?.pset_ex(self.key(key), value, ms).await.map_err(unavailable)
+        let key = self.key(key);
+        self.call(async |c| c.pset_ex(key, value, millis(ttl)).await).await
     }
 
     async fn delete(&self, key: &str) -> Result<(), CacheError> {
-        self.conn().await?.del(self.key(key)).await.map_err(unavailable)
+        let key = self.key(key);
+        self.call(async |c| c.del(key).await).await
     }
 
     async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, CacheError> {
@@ -60,32 +133,65 @@ impl Cache for RedisCache {
             return Ok(Vec::new());
         }
         let keys: Vec<String> = keys.iter().map(|k| self.key(k)).collect();
-        redis::cmd("MGET").arg(&keys).query_async(&mut *self.conn().await?).await.map_err(unavailable)
+        self.call(async |c| redis::cmd("MGET").arg(&keys).query_async(c).await).await
     }
 
     async fn incr(&self, key: &str, window: Duration) -> Result<u64, CacheError> {
         let key = self.key(key);
-        let ms = u64::try_from(window.as_millis()).unwrap_or(u64::MAX).max(1);
-        // One round trip; NX keeps the window fixed from the first failure.
-        let (count, _): (u64, i64) = redis::pipe()
-            .atomic()
-            .incr(&key, 1u64)
-            .cmd("PEXPIRE")
-            .arg(&key)
-            .arg(ms)
-            .arg("NX")
-            .query_async(&mut *self.conn().await?)
-            .await
-            .map_err(unavailable)?;
+        // One round trip; NX keeps the window fixed from the first count.
+        let (count, _): (u64, i64) = self
+            .call(async |c| {
+                redis::pipe().atomic().incr(&key, 1u64).cmd("PEXPIRE").arg(&key).arg(millis(window)).arg("NX").query_async(c).await
+            })
+            .await?;
         Ok(count)
     }
 
+    async fn reserve(&self, counters: &[(String, u64)], window: Duration) -> Result<Result<Vec<u64>, usize>, CacheError> {
+        let script = redis::Script::new(RESERVE);
+        let mut invocation = script.prepare_invoke();
+        invocation.arg(millis(window));
+        for (key, limit) in counters {
+            invocation.key(self.key(key)).arg(*limit);
+        }
+        let reply: Vec<u64> = self.call(async |c| invocation.invoke_async(c).await).await?;
+        match reply.split_first() {
+            Some((0, counts)) => Ok(Ok(counts.to_vec())),
+            Some((i, _)) => Ok(Err(usize::try_from(*i).unwrap_or(1).saturating_sub(1))),
+            None => Err(CacheError::Unavailable("an empty reply to a reservation".into())),
+        }
+    }
+
+    async fn release(&self, keys: &[String]) -> Result<(), CacheError> {
+        let script = redis::Script::new(RELEASE);
+        let mut invocation = script.prepare_invoke();
+        for key in keys {
+            invocation.key(self.key(key));
+        }
+        let _: i64 = self.call(async |c| invocation.invoke_async(c).await).await?;
+        Ok(())
+    }
+
     async fn ping(&self) -> Result<(), CacheError> {
-        let pong: String = redis::cmd("PING").query_async(&mut *self.conn().await?).await.map_err(unavailable)?;
-        if pong == "PONG" { Ok(()) } else { Err(CacheError::Unavailable(format!("unexpected PING reply {pong}"))) }
+        // Readiness probes Redis even while the breaker is open: it is how an
+        // operator sees that it is back.
+        let attempt = async {
+            let mut conn = self.pool.get().await.map_err(|e| e.to_string())?;
+            redis::cmd("PING").query_async::<String>(&mut *conn).await.map_err(|e| e.to_string())
+        };
+        match tokio::time::timeout(self.timeout.max(Duration::from_secs(1)), attempt).await {
+            Ok(Ok(pong)) if pong == "PONG" => Ok(()),
+            Ok(Ok(other)) => Err(CacheError::Unavailable(format!("unexpected PING reply {other}"))),
+            Ok(Err(e)) => Err(CacheError::Unavailable(e)),
+            Err(_) => Err(CacheError::Unavailable("no answer to PING".into())),
+        }
     }
 
     fn backend_name(&self) -> &'static str {
         "redis"
+    }
+
+    fn is_degraded(&self) -> bool {
+        self.breaker.is_open()
     }
 }

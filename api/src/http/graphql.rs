@@ -29,12 +29,27 @@ use crate::{
 
 pub fn error_response(err: ApiError) -> Response {
     let status = err.status();
+    let retry_after = err.retry_after();
     let mut resp = Json(err.into_response_body()).into_response();
     resp.set_status(status);
     if status == StatusCode::UNAUTHORIZED {
         resp.headers_mut().insert("www-authenticate", poem::http::HeaderValue::from_static("Bearer"));
     }
+    if let Some(secs) = retry_after {
+        resp.headers_mut().insert("retry-after", poem::http::HeaderValue::from(secs));
+    }
     resp
+}
+
+/// A response that failed because a dependency is unavailable, and so
+/// changed nothing, is answered `503` with `Retry-After` (the GraphQL body
+/// unchanged), so that clients and proxies retry it instead of reading it
+/// as a permanent failure.
+fn unavailable_status(response: &async_graphql::Response, committed: bool) -> Option<u64> {
+    let unavailable = response.errors.iter().any(|e| {
+        e.extensions.as_ref().and_then(|x| x.get("code")).is_some_and(|c| *c == async_graphql::Value::from("SERVICE_UNAVAILABLE"))
+    });
+    (unavailable && !committed).then_some(crate::error::UNAVAILABLE_RETRY_AFTER)
 }
 
 #[handler]
@@ -44,7 +59,10 @@ pub async fn graphql(req: &Request, Data(state): Data<&AppState>, body: Body) ->
         Ok(r) => r,
         Err(e) => return error_response(e),
     };
-    let client = ClientInfo { ip: client_ip(req, state.settings.server.trust_forwarded_for), user_agent: req.header("user-agent").map(str::to_owned) };
+    let client = ClientInfo {
+        ip: super::ClientAddr::of(req).map(|ip| ip.to_string()),
+        user_agent: req.header("user-agent").map(str::to_owned),
+    };
     let mut ctx = RequestContext::new(request_id, resolved, client, &state.db);
     let creds = Credentials { authorization: req.header("authorization"), api_key: req.header("x-api-key") };
     match authenticate(&state.auth, &ctx.resolved, ctx.db().ok().map(|d| d.as_ref()), creds).await {
@@ -77,12 +95,18 @@ pub async fn graphql(req: &Request, Data(state): Data<&AppState>, body: Body) ->
     }
     let ctx = Arc::new(ctx);
     let mut response = state.schema.execute(gql.data(ctx.clone()).data(state.clone())).await;
-    let commit = response.errors.is_empty();
+    let mut commit = response.errors.is_empty();
     if let Err(e) = ctx.finish(commit).await {
-        let err: async_graphql::Error = ApiError::internal(e).into();
+        commit = false;
+        let err: async_graphql::Error = ApiError::from(e).into();
         response = async_graphql::Response::from_errors(vec![err.into_server_error(Default::default())]);
     }
+    let retry_after = unavailable_status(&response, commit);
     let mut resp = GraphQLResponse(response).into_response();
+    if let Some(secs) = retry_after {
+        resp.set_status(StatusCode::SERVICE_UNAVAILABLE);
+        resp.headers_mut().insert("retry-after", poem::http::HeaderValue::from(secs));
+    }
     if resp.status() == StatusCode::OK {
         resp.headers_mut().insert("cache-control", poem::http::HeaderValue::from_static("no-store"));
     }
@@ -178,20 +202,6 @@ impl<R: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Limited<R> {
         }
         polled
     }
-}
-
-/// The client's address: the peer, or behind a trusted proxy the address it
-/// appended last to `X-Forwarded-For`.
-fn client_ip(req: &Request, trust_forwarded_for: bool) -> Option<String> {
-    if trust_forwarded_for
-        && let Some(ip) = req
-            .header("x-forwarded-for")
-            .and_then(|h| h.rsplit(',').next())
-            .and_then(|last| last.trim().parse::<std::net::IpAddr>().ok())
-    {
-        return Some(ip.to_string());
-    }
-    req.remote_addr().as_socket_addr().map(|a| a.ip().to_string())
 }
 
 /// Whether the operation a GET would run is a query. A document that does not

@@ -1,15 +1,18 @@
 //! HTTP: routes and middleware. `/graphql` is tenant-bound; health and the
 //! playground are not.
 
+mod client_addr;
 mod files;
 mod graphql;
 mod health;
 mod multipart;
 pub mod playground;
 mod request_id;
+pub mod server;
 
 use poem::{Endpoint, EndpointExt, Route, get};
 
+pub use client_addr::ClientAddr;
 pub use request_id::RequestId;
 
 use crate::startup::AppState;
@@ -20,6 +23,7 @@ fn request_host(req: &poem::Request) -> String {
 }
 
 pub fn routes(state: AppState) -> impl Endpoint<Output = poem::Response> {
+    let trusted: std::sync::Arc<[crate::net::Cidr]> = state.settings.trusted_proxies().into();
     Route::new()
         .at("/graphql", get(graphql::graphql).post(graphql::graphql))
         .at("/playground", get(playground::index))
@@ -31,5 +35,6 @@ pub fn routes(state: AppState) -> impl Endpoint<Output = poem::Response> {
         .data(state)
         // A panic in a handler or library answers 500 instead of dropping the connection.
         .with(poem::middleware::CatchPanic::new())
+        .around(move |ep, req| client_addr::with_client_addr(ep, trusted.clone(), req))
         .around(request_id::with_request_id)
 }

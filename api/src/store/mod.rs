@@ -7,18 +7,20 @@
 pub mod api_keys;
 pub mod audit;
 pub mod clients;
+mod health;
 pub mod documents;
 pub mod logins;
 pub mod page;
 pub mod platform;
 pub mod projects;
+pub mod revocations;
 pub mod scoped;
 pub mod sessions;
 pub mod tenants;
 pub mod users;
 pub mod validate;
 
-use std::{str::FromStr, time::Duration};
+use std::{str::FromStr, sync::Arc, time::Duration};
 
 use anyhow::Context as _;
 use migration::{Migrator, MigratorTrait};
@@ -26,7 +28,7 @@ use sea_orm::{
     DatabaseConnection, DbErr, SqlxPostgresConnector, SqlxSqliteConnector,
     sqlx::{
         self, AssertSqlSafe, Executor as _,
-        postgres::{PgPool, PgPoolOptions},
+        postgres::{PgConnectOptions, PgPool, PgPoolOptions},
         sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions},
     },
 };
@@ -39,8 +41,16 @@ use crate::config::Settings;
 /// The configured database: PostgreSQL in production, a SQLite file by
 /// default. Cheap to clone.
 #[derive(Clone)]
-pub enum Database {
-    Postgres { pool: PgPool, orm: DatabaseConnection },
+pub struct Database {
+    pub(crate) backend: Backend,
+    health: Arc<health::DbHealth>,
+}
+
+#[derive(Clone)]
+pub(crate) enum Backend {
+    /// `probe`: a pool of one connection of its own, so that readiness and
+    /// the outage probe are never starved by a busy main pool.
+    Postgres { pool: PgPool, orm: DatabaseConnection, probe: PgPool },
     Sqlite { orm: DatabaseConnection },
 }
 
@@ -75,35 +85,49 @@ impl Database {
                 .connect_with(options)
                 .await
                 .with_context(|| format!("opening the SQLite database {url} (setting database.url)"))?;
-            return Ok(Self::Sqlite { orm: SqlxSqliteConnector::from_sqlx_sqlite_pool(pool) });
+            let backend = Backend::Sqlite { orm: SqlxSqliteConnector::from_sqlx_sqlite_pool(pool) };
+            return Ok(Self { backend, health: Arc::new(health::DbHealth::default()) });
         }
         let role = settings.database.runtime_role.clone();
         check_runtime_role(&url, &role).await?;
-        let pool = PgPoolOptions::new()
-            .max_connections(max)
-            .acquire_timeout(acquire)
-            .after_connect(move |conn, _meta| {
-                let role = role.clone();
-                Box::pin(async move {
-                    if !role.is_empty() {
-                        // `role` is validated to [a-z0-9_] by the settings.
-                        conn.execute(sqlx::raw_sql(AssertSqlSafe(format!("SET ROLE {role}")))).await?;
-                    }
-                    Ok(())
-                })
-            })
-            .connect(&url)
+        let d = &settings.database;
+        // Sent with the start-up message: no round trip of their own.
+        let options = PgConnectOptions::from_str(&url).context("parsing database.url")?.options([
+            ("statement_timeout", d.statement_timeout_ms.to_string()),
+            ("lock_timeout", d.lock_timeout_ms.to_string()),
+            ("idle_in_transaction_session_timeout", d.idle_in_transaction_timeout_ms.to_string()),
+        ]);
+        let pool = pg_pool(PgPoolOptions::new().max_connections(max).acquire_timeout(acquire), &role)
+            .connect_with(options.clone())
             .await
             .context("connecting to PostgreSQL (setting database.url)")?;
+        let probe = pg_pool(PgPoolOptions::new().max_connections(1).acquire_timeout(health::PROBE_TIMEOUT), &role)
+            .connect_lazy_with(options);
         let orm = SqlxPostgresConnector::from_sqlx_postgres_pool(pool.clone());
-        Ok(Self::Postgres { pool, orm })
+        let db = Self { backend: Backend::Postgres { pool, orm, probe }, health: Arc::new(health::DbHealth::default()) };
+        health::spawn_probe(&db);
+        Ok(db)
     }
 
     /// A plain connection for platform tables (tenants, platform admins) and
     /// migrations; never for tenant tables.
     pub fn platform(&self) -> &DatabaseConnection {
-        match self {
-            Self::Postgres { orm, .. } | Self::Sqlite { orm } => orm,
+        match &self.backend {
+            Backend::Postgres { orm, .. } | Backend::Sqlite { orm } => orm,
+        }
+    }
+
+    /// `SERVICE_UNAVAILABLE` at once while the database is known to be
+    /// down, so that no request waits on it.
+    pub fn ensure_up(&self) -> crate::error::ApiResult<()> {
+        self.health.ensure_up()
+    }
+
+    /// Notes a failed statement: a connection-class failure marks the
+    /// database down until the probe reaches it again.
+    pub(crate) fn observe(&self, err: &DbErr) {
+        if crate::error::db_unreachable(err) {
+            self.health.mark_down(err);
         }
     }
 
@@ -113,19 +137,45 @@ impl Database {
     }
 
     pub fn backend_name(&self) -> &'static str {
-        match self {
-            Self::Postgres { .. } => "postgresql",
-            Self::Sqlite { .. } => "sqlite",
+        match &self.backend {
+            Backend::Postgres { .. } => "postgresql",
+            Backend::Sqlite { .. } => "sqlite",
         }
     }
 
+    /// One round trip on the probe's own connection (PostgreSQL), so a busy
+    /// pool does not make the server look dead.
     pub async fn ping(&self) -> Result<(), DbErr> {
-        self.platform().ping().await
+        match &self.backend {
+            Backend::Postgres { probe, .. } => {
+                sqlx::query("SELECT 1").execute(probe).await.map(|_| ()).map_err(|e| DbErr::Conn(sea_orm::RuntimeErr::SqlxError(e.into())))
+            }
+            Backend::Sqlite { orm } => orm.ping().await,
+        }
     }
 
     pub async fn close(&self) {
+        if let Backend::Postgres { probe, .. } = &self.backend {
+            probe.close().await;
+        }
         let _ = self.platform().close_by_ref().await;
     }
+}
+
+/// Pool options every PostgreSQL pool of the server shares: each new
+/// connection switches to the runtime role first.
+fn pg_pool(options: PgPoolOptions, role: &str) -> PgPoolOptions {
+    let role = role.to_owned();
+    options.after_connect(move |conn, _meta| {
+        let role = role.clone();
+        Box::pin(async move {
+            if !role.is_empty() {
+                // `role` is validated to [a-z0-9_] by the settings.
+                conn.execute(sqlx::raw_sql(AssertSqlSafe(format!("SET ROLE {role}")))).await?;
+            }
+            Ok(())
+        })
+    })
 }
 
 /// `col` contains `text`, case-insensitively and the same on both backends

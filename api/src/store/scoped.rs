@@ -29,7 +29,7 @@ use sea_query_sqlx::SqlxValues;
 use tokio::sync::Mutex;
 use uuid::Uuid;
 
-use super::Database;
+use super::{Backend, Database};
 
 enum Tx {
     /// Dropping it unfinished (a cancelled request) queues a ROLLBACK.
@@ -65,10 +65,19 @@ impl TenantDb {
     }
 
     async fn begin(&self) -> Result<Tx, DbErr> {
-        match &self.db {
-            Database::Postgres { pool, .. } => begin_postgres(pool, self.tenant).await.map(Tx::Postgres),
-            Database::Sqlite { orm } => orm.begin().await.map(Tx::Sqlite),
+        // Known down: fail at once, as a connection error, instead of
+        // waiting out the acquire timeout.
+        if self.db.ensure_up().is_err() {
+            return Err(DbErr::ConnectionAcquire(sea_orm::ConnAcquireErr::ConnectionClosed));
         }
+        let began = match &self.db.backend {
+            Backend::Postgres { pool, .. } => begin_postgres(pool, self.tenant).await.map(Tx::Postgres),
+            Backend::Sqlite { orm } => orm.begin().await.map(Tx::Sqlite),
+        };
+        if let Err(e) = &began {
+            self.db.observe(e);
+        }
+        began
     }
 
     /// Ends the request's transaction: commit when `commit`, else roll back.
@@ -129,9 +138,9 @@ fn pg_query(stmt: &Statement) -> sqlx::query::Query<'_, Postgres, SqlxValues> {
 #[async_trait::async_trait]
 impl ConnectionTrait for TenantDb {
     fn get_database_backend(&self) -> DbBackend {
-        match self.db {
-            Database::Postgres { .. } => DbBackend::Postgres,
-            Database::Sqlite { .. } => DbBackend::Sqlite,
+        match self.db.backend {
+            Backend::Postgres { .. } => DbBackend::Postgres,
+            Backend::Sqlite { .. } => DbBackend::Sqlite,
         }
     }
 

@@ -167,6 +167,12 @@ impl TestAppBuilder {
         self
     }
 
+    /// Any other change to the settings before the app starts.
+    pub fn with_settings(mut self, tweak: impl FnOnce(&mut Settings) + 'static) -> Self {
+        self.tweaks.push(Box::new(tweak));
+        self
+    }
+
     pub fn production(mut self) -> Self {
         self.production = true;
         self
@@ -177,8 +183,9 @@ impl TestAppBuilder {
         let mut settings = Settings { data_dir: dir.path().to_path_buf(), ..Settings::default() };
         settings.server.port = 0;
         settings.server.base_domain = BASE.into();
-        // Lets tests speak from several client addresses.
-        settings.server.trust_forwarded_for = true;
+        // In-process requests come from 127.0.0.1; trusting it as a proxy
+        // lets tests speak from several client addresses.
+        settings.server.trusted_proxies = vec!["127.0.0.1".into()];
         if self.production {
             settings.server.environment = aggios::config::Environment::Production;
         }
@@ -479,7 +486,12 @@ pub struct Relay {
 
 impl Relay {
     pub async fn start(budget: Option<u64>, target: String) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::start_on(0, budget, target).await
+    }
+
+    /// On a given port (0: any), e.g. to come back where a stopped relay was.
+    pub async fn start_on(port: u16, budget: Option<u64>, target: String) -> Self {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let left = Arc::new(std::sync::atomic::AtomicU64::new(budget.unwrap_or(u64::MAX)));
         let task = tokio::spawn(async move {

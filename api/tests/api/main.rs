@@ -7,9 +7,11 @@
 mod authz_matrix;
 mod cli;
 mod domain;
+mod faults;
 mod files;
 mod graphql_http;
 mod health;
+mod http_server;
 mod identity;
 mod helpers;
 mod logging;

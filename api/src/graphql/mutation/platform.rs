@@ -25,6 +25,7 @@ async fn set_active(ctx: &Context<'_>, id: ID, active: bool) -> async_graphql::R
     let done = async {
         if !active {
             store::sessions::revoke_tenant(&db).await?;
+            s.auth.revocations.cut_tenant(&db, id).await?;
         }
         let admin = match &r.principal {
             crate::auth::Principal::PlatformAdmin(a) => Some(a.admin_id.to_string()),
@@ -41,9 +42,6 @@ async fn set_active(ctx: &Context<'_>, id: ID, active: bool) -> async_graphql::R
     .await;
     db.finish(done.is_ok()).await?;
     done?;
-    if !active {
-        s.auth.revocations.cut_tenant(id).await?;
-    }
     // Every replica resolves hosts through the shared cache: dropping the
     // entry makes the change apply from the next request on.
     s.tenants.forget(&crate::tenancy::Tenant::from(model.clone())).await;
