@@ -70,6 +70,7 @@ pub struct DatabaseSettings {
     /// Empty to run as the connecting user (which must then be that role).
     pub runtime_role: String,
     pub max_connections: u32,
+    /// The wait for a pooled connection and, on SQLite, for the writer's turn.
     pub acquire_timeout_secs: u64,
     /// Run pending migrations when `serve` starts. Unset: yes on SQLite, no
     /// on PostgreSQL (run `aggios migrate up` as the owner instead).

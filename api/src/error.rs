@@ -160,6 +160,12 @@ impl From<ApiError> for async_graphql::Error {
 
 impl From<sea_orm::DbErr> for ApiError {
     fn from(err: sea_orm::DbErr) -> Self {
+        // A busy SQLite database is a wait that ran out, not a fault: the
+        // client may retry.
+        if crate::store::is_busy(&err) {
+            tracing::warn!(error = ?err, "the database stayed busy");
+            return Self::Unavailable("the database");
+        }
         Self::Internal(err.into())
     }
 }

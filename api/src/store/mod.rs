@@ -18,7 +18,7 @@ pub mod tenants;
 pub mod users;
 pub mod validate;
 
-use std::{str::FromStr, time::Duration};
+use std::{str::FromStr, sync::Arc, time::Duration};
 
 use anyhow::Context as _;
 use migration::{Migrator, MigratorTrait};
@@ -30,6 +30,7 @@ use sea_orm::{
         sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions},
     },
 };
+use tokio::sync::{Mutex, OwnedMutexGuard};
 use uuid::Uuid;
 
 pub use scoped::TenantDb;
@@ -41,7 +42,25 @@ use crate::config::Settings;
 #[derive(Clone)]
 pub enum Database {
     Postgres { pool: PgPool, orm: DatabaseConnection },
-    Sqlite { orm: DatabaseConnection },
+    Sqlite { orm: DatabaseConnection, writer: Writer },
+}
+
+/// SQLite's one writer, as an in-process turn: every transaction that may
+/// write takes it before `BEGIN IMMEDIATE` and holds it until it ends.
+/// Writers then queue here in order, holding no pooled connection, instead
+/// of failing with "database is locked" (a deferred transaction that read
+/// first cannot wait for the write lock) or polling SQLite's busy handler;
+/// readers never take it and stay concurrent under WAL.
+#[derive(Clone)]
+pub struct Writer {
+    turn: Arc<Mutex<()>>,
+    wait: Duration,
+}
+
+/// A writer's turn, held until dropped; nothing on PostgreSQL.
+#[derive(Debug)]
+pub struct WriteTurn {
+    _turn: Option<OwnedMutexGuard<()>>,
 }
 
 impl std::fmt::Debug for Database {
@@ -75,7 +94,8 @@ impl Database {
                 .connect_with(options)
                 .await
                 .with_context(|| format!("opening the SQLite database {url} (setting database.url)"))?;
-            return Ok(Self::Sqlite { orm: SqlxSqliteConnector::from_sqlx_sqlite_pool(pool) });
+            let writer = Writer { turn: Arc::new(Mutex::new(())), wait: acquire };
+            return Ok(Self::Sqlite { orm: SqlxSqliteConnector::from_sqlx_sqlite_pool(pool), writer });
         }
         let role = settings.database.runtime_role.clone();
         check_runtime_role(&url, &role).await?;
@@ -103,13 +123,32 @@ impl Database {
     /// migrations; never for tenant tables.
     pub fn platform(&self) -> &DatabaseConnection {
         match self {
-            Self::Postgres { orm, .. } | Self::Sqlite { orm } => orm,
+            Self::Postgres { orm, .. } | Self::Sqlite { orm, .. } => orm,
         }
     }
 
-    /// The handle through which one tenant's statements run.
+    /// The handle through which one tenant's statements run; it may write.
     pub fn scoped(&self, tenant: Uuid) -> TenantDb {
-        TenantDb::new(self.clone(), tenant)
+        TenantDb::new(self.clone(), tenant, true)
+    }
+
+    /// A handle that only reads: on SQLite it never waits for the writer.
+    pub fn scoped_reader(&self, tenant: Uuid) -> TenantDb {
+        TenantDb::new(self.clone(), tenant, false)
+    }
+
+    /// Waits for the SQLite writer's turn, at most
+    /// `database.acquire_timeout_secs`; past that the database is busy
+    /// ([`is_busy`]). Tenant handles take it themselves: this is for writes
+    /// through [`Self::platform`]. PostgreSQL needs no turn.
+    pub async fn write_turn(&self) -> Result<WriteTurn, DbErr> {
+        let Self::Sqlite { writer, .. } = self else {
+            return Ok(WriteTurn { _turn: None });
+        };
+        match tokio::time::timeout(writer.wait, writer.turn.clone().lock_owned()).await {
+            Ok(turn) => Ok(WriteTurn { _turn: Some(turn) }),
+            Err(_) => Err(DbErr::Custom(WRITER_BUSY.into())),
+        }
     }
 
     pub fn backend_name(&self) -> &'static str {
@@ -125,6 +164,27 @@ impl Database {
 
     pub async fn close(&self) {
         let _ = self.platform().close_by_ref().await;
+    }
+}
+
+/// The error of a writer that waited for its turn in vain.
+const WRITER_BUSY: &str = "the SQLite writer stayed busy past database.acquire_timeout_secs";
+
+/// Whether `err` means SQLite stayed busy: the writer's turn did not come in
+/// time, or another process held the file's write lock past the busy
+/// timeout. The caller may retry; it is no fault of the server's.
+pub fn is_busy(err: &DbErr) -> bool {
+    use sea_orm::{RuntimeErr, sqlx::{error::DatabaseError as _, sqlite::SqliteError}};
+    match err {
+        DbErr::Custom(m) => m == WRITER_BUSY,
+        DbErr::Conn(RuntimeErr::SqlxError(e)) | DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => e
+            .as_database_error()
+            .and_then(|d| d.try_downcast_ref::<SqliteError>())
+            .and_then(|d| d.code())
+            .and_then(|code| code.parse::<i32>().ok())
+            // SQLITE_BUSY, with any extended code (BUSY_SNAPSHOT is 517).
+            .is_some_and(|code| code & 0xff == 5),
+        _ => false,
     }
 }
 

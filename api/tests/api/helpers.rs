@@ -167,6 +167,12 @@ impl TestAppBuilder {
         self
     }
 
+    /// How long a pooled connection, or on SQLite the writer's turn, is waited for.
+    pub fn with_acquire_timeout(mut self, secs: u64) -> Self {
+        self.tweaks.push(Box::new(move |s| s.database.acquire_timeout_secs = secs));
+        self
+    }
+
     pub fn production(mut self) -> Self {
         self.production = true;
         self
