@@ -81,6 +81,7 @@ pub struct DatabaseSettings {
     /// Empty to run as the connecting user (which must then be that role).
     pub runtime_role: String,
     pub max_connections: u32,
+    /// The wait for a pooled connection and, on SQLite, for the writer's turn.
     pub acquire_timeout_secs: u64,
     /// Run pending migrations when `serve` starts. Unset: yes on SQLite, no
     /// on PostgreSQL (run `aggios migrate up` as the owner instead).
@@ -142,6 +143,10 @@ pub struct StorageSettings {
     pub max_request_bytes: u64,
     /// Most files in one request.
     pub max_files_per_request: usize,
+    /// Uploads streamed at once (each holds up to three 8 MiB parts in
+    /// memory); a further one waits up to 5 s for a slot, then answers
+    /// `SERVICE_UNAVAILABLE`.
+    pub max_concurrent_uploads: usize,
     /// How long presigned URLs and signed links stay valid.
     pub url_ttl_secs: u64,
     /// How often `serve` sweeps unreachable bytes (0: never; run
@@ -254,6 +259,7 @@ impl Default for Settings {
                 max_file_bytes: 2 * 1024 * 1024 * 1024,
                 max_request_bytes: 2 * 1024 * 1024 * 1024 + 1024 * 1024,
                 max_files_per_request: 10,
+                max_concurrent_uploads: 32,
                 url_ttl_secs: 300,
                 sweep_interval_secs: 3600,
                 sweep_grace_secs: 3600,

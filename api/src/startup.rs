@@ -61,7 +61,7 @@ impl AppState {
             settings.server.base_domain.clone(),
             Duration::from_secs(settings.server.tenant_cache_ttl_secs),
         );
-        let auth = Auth::new(&settings, cache.clone())?;
+        let auth = Auth::new(&settings, cache.clone(), db.clone())?;
         auth.revocations.start(db.clone()).await.context("loading the revocation list")?;
         let schema = build_schema(SchemaOptions { production: settings.is_production() });
         Ok(Self { settings: Arc::new(settings), db, cache, objects, tenants, auth, schema })

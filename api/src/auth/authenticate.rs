@@ -22,8 +22,6 @@ use crate::{
 
 /// How long a key's record is trusted from the cache; revoking drops it.
 const KEY_CACHE_TTL: Duration = Duration::from_secs(30);
-/// `last_used_at` is written at most this often per key.
-const KEY_TOUCH_EVERY: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Credentials<'a> {
@@ -99,7 +97,7 @@ async fn api_key_principal(
         return Err(ApiError::Unauthenticated);
     }
     let scope = Scope::parse(&record.scope).ok_or(ApiError::Unauthenticated)?;
-    record_use(auth, db, tenant.id, record.id).await;
+    auth.key_uses.record(tenant.id, record.id);
     Ok(Principal::ApiKey(ApiKeyPrincipal { key_id: record.id, tenant_id: tenant.id, scope }))
 }
 
@@ -121,16 +119,4 @@ async fn key_record(auth: &Auth, db: &TenantDb, tenant: Uuid, prefix: &str) -> A
         let _ = auth.cache.set(&cache_key, &bytes, KEY_CACHE_TTL).await;
     }
     Ok(found)
-}
-
-/// Records the key's last use, at most once a minute.
-async fn record_use(auth: &Auth, db: &TenantDb, tenant: Uuid, key: Uuid) {
-    let marker = cache::tenant_key(tenant, "api-key-used", &key.to_string());
-    if matches!(auth.cache.get(&marker).await, Ok(Some(_))) {
-        return;
-    }
-    let _ = auth.cache.set(&marker, b"1", KEY_TOUCH_EVERY).await;
-    if let Err(e) = store::api_keys::touch(db, key).await {
-        tracing::warn!(error = ?e, "could not record an API key's last use");
-    }
 }

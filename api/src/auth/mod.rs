@@ -7,6 +7,7 @@ pub mod api_key;
 pub mod accounts;
 pub mod authenticate;
 pub mod flows;
+pub mod key_use;
 pub mod keyring;
 pub mod password;
 pub mod principal;
@@ -19,7 +20,11 @@ use std::{sync::Arc, time::Duration};
 
 pub use principal::{Principal, Role, Scope};
 
-use crate::{cache::Cache, config::Settings, store::sessions::Lifetimes};
+use crate::{
+    cache::Cache,
+    config::Settings,
+    store::{Database, sessions::Lifetimes},
+};
 
 /// Everything authentication needs, built once at start-up.
 #[derive(Debug, Clone)]
@@ -29,11 +34,12 @@ pub struct Auth {
     pub revocations: revocation::Revocations,
     pub throttle: throttle::LoginThrottle,
     pub lifetimes: Lifetimes,
+    pub key_uses: key_use::KeyUses,
     pub cache: Arc<dyn Cache>,
 }
 
 impl Auth {
-    pub fn new(settings: &Settings, cache: Arc<dyn Cache>) -> anyhow::Result<Self> {
+    pub fn new(settings: &Settings, cache: Arc<dyn Cache>, db: Database) -> anyhow::Result<Self> {
         let a = &settings.auth;
         let keyring = keyring::Keyring::load(&settings.keyring_file(), !settings.is_production())?;
         let ttl = Duration::from_secs(a.access_token_ttl_secs);
@@ -44,6 +50,7 @@ impl Auth {
             revocations: revocation::Revocations::new(cache.clone(), ttl),
             throttle: throttle::LoginThrottle::new(cache.clone(), a),
             lifetimes: Lifetimes { idle: secs(a.refresh_idle_ttl_secs), absolute: secs(a.refresh_absolute_ttl_secs) },
+            key_uses: key_use::KeyUses::new(db, cache.clone()),
             cache,
         })
     }

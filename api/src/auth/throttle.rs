@@ -10,8 +10,10 @@
 //! An attempt reserves its place on all three counters, in one atomic step,
 //! before the password is checked: of N concurrent attempts at most the
 //! limit get checked. A right password gives its reservation back; a wrong
-//! one keeps it, as a failure. When the shared cache cannot answer, the
-//! counters of this process take over, so the limits still hold per replica.
+//! one keeps it, as a failure. Every attempt is counted twice: in this
+//! process, and in the shared cache for all replicas. The process's count
+//! alone decides when the shared cache cannot answer, so no outage (nor a
+//! slow answer) ever lets a replica check more than the limit.
 //!
 //! Unknown accounts count the same, so the counters reveal nothing.
 
@@ -28,7 +30,8 @@ use crate::{
 #[derive(Debug, Clone)]
 pub struct LoginThrottle {
     cache: Arc<dyn Cache>,
-    /// Used while the shared cache cannot answer.
+    /// This process's counts, always kept; alone they decide while the
+    /// shared cache cannot answer.
     fallback: Arc<MemoryCache>,
     per_pair: u64,
     per_address: u64,
@@ -60,7 +63,8 @@ fn keys(account: &str, ip: Option<IpAddr>) -> Vec<String> {
 #[must_use = "a right password gives the reservation back with `succeeded`"]
 pub struct Attempt {
     keys: Vec<String>,
-    local: bool,
+    /// Whether the shared cache holds a reservation too.
+    shared: bool,
 }
 
 impl LoginThrottle {
@@ -75,46 +79,67 @@ impl LoginThrottle {
         }
     }
 
-    fn store(&self, local: bool) -> &dyn Cache {
-        if local { self.fallback.as_ref() } else { self.cache.as_ref() }
-    }
-
     /// Before checking a password: reserve a place, or be refused; an
     /// account guessed at too often from everywhere waits first.
     pub async fn reserve(&self, account: &str, ip: Option<IpAddr>) -> ApiResult<Attempt> {
         let keys = keys(account, ip);
         let limits = [self.per_pair, u64::MAX, self.per_address];
         let counters: Vec<(String, u64)> = keys.iter().cloned().zip(limits).collect();
-        let (outcome, local) = match self.cache.reserve(&counters, self.window).await {
-            Ok(o) => (o, false),
-            Err(e) => {
-                tracing::warn!(error = %e, "sign-in throttle falls back to this process's counters");
-                (self.fallback.reserve(&counters, self.window).await.map_err(|e| ApiError::internal(anyhow::anyhow!("{e}")))?, true)
-            }
-        };
         let retry_after = self.window.as_secs();
-        let counts = match outcome {
-            Ok(counts) => counts,
-            Err(0) => return Err(ApiError::RateLimited { retry_after, why: "too many failed sign-ins for this account from this address" }),
-            Err(_) => return Err(ApiError::RateLimited { retry_after, why: "too many failed sign-ins from this address" }),
+        let refused = |i: usize| match i {
+            0 => ApiError::RateLimited { retry_after, why: "too many failed sign-ins for this account from this address" },
+            _ => ApiError::RateLimited { retry_after, why: "too many failed sign-ins from this address" },
+        };
+        let local = self.fallback.reserve(&counters, self.window).await.map_err(|e| ApiError::internal(anyhow::anyhow!("{e}")))?;
+        let mut counts = local.map_err(refused)?;
+        let shared = match self.cache.reserve(&counters, self.window).await {
+            Ok(Ok(shared_counts)) => {
+                counts = shared_counts;
+                true
+            }
+            Ok(Err(i)) => {
+                self.give_back(&keys, false).await;
+                return Err(refused(i));
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "sign-in throttle counts in this process only");
+                false
+            }
         };
         let on_account = counts.get(1).copied().unwrap_or(0);
         if on_account > self.per_account {
             let over = u32::try_from(on_account - self.per_account - 1).unwrap_or(u32::MAX).min(8);
             tokio::time::sleep(Duration::from_secs(1u64 << over).min(MAX_DELAY)).await;
         }
-        Ok(Attempt { keys, local })
+        Ok(Attempt { keys, shared })
+    }
+
+    /// This process's counters, and the shared ones when `shared`.
+    fn stores(&self, shared: bool) -> Vec<&dyn Cache> {
+        let mut stores: Vec<&dyn Cache> = vec![self.fallback.as_ref()];
+        if shared {
+            stores.push(self.cache.as_ref());
+        }
+        stores
+    }
+
+    /// Releases a reservation: here, and in the shared cache when `shared`.
+    async fn give_back(&self, keys: &[String], shared: bool) {
+        for store in self.stores(shared) {
+            if let Err(e) = store.release(keys).await {
+                tracing::warn!(error = %e, "could not give back a sign-in reservation");
+            }
+        }
     }
 
     /// The password was right: the attempt is not a failure, and the pair
     /// starts afresh (the address and account totals keep earlier failures).
     pub async fn succeeded(&self, attempt: Attempt) {
-        let store = self.store(attempt.local);
-        if let Err(e) = store.release(&attempt.keys[1..]).await {
-            tracing::warn!(error = %e, "could not give back a sign-in reservation");
-        }
-        if let Err(e) = store.delete(&attempt.keys[0]).await {
-            tracing::warn!(error = %e, "could not clear a sign-in counter");
+        self.give_back(&attempt.keys[1..], attempt.shared).await;
+        for store in self.stores(attempt.shared) {
+            if let Err(e) = store.delete(&attempt.keys[0]).await {
+                tracing::warn!(error = %e, "could not clear a sign-in counter");
+            }
         }
     }
 }

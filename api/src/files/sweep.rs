@@ -29,7 +29,7 @@ pub async fn sweep(state: &AppState, grace: Duration) -> anyhow::Result<Swept> {
         if old.is_empty() {
             continue;
         }
-        let db = state.db.scoped(tenant);
+        let db = state.db.scoped_reader(tenant);
         let mut known = HashSet::new();
         for chunk in old.chunks(500) {
             let keys: Vec<&str> = chunk.iter().map(|o| o.key.as_str()).collect();

@@ -93,6 +93,12 @@ pub async fn graphql(req: &Request, Data(state): Data<&AppState>, body: Body) ->
             "only queries may be sent with GET; send mutations with POST",
         ));
     }
+    // Queries stay readers: on SQLite they never wait for a writer.
+    if !is_query(&gql)
+        && let Err(e) = ctx.begin_writing().await
+    {
+        return error_response(e);
+    }
     let ctx = Arc::new(ctx);
     let mut response = state.schema.execute(gql.data(ctx.clone()).data(state.clone())).await;
     let mut commit = response.errors.is_empty();
@@ -204,8 +210,8 @@ impl<R: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Limited<R> {
     }
 }
 
-/// Whether the operation a GET would run is a query. A document that does not
-/// parse is let through: execution answers with the syntax error.
+/// Whether the operation the request would run is a query. A document that
+/// does not parse counts as one: execution answers with the syntax error.
 fn is_query(req: &async_graphql::Request) -> bool {
     let Ok(doc) = async_graphql::parser::parse_query(&req.query) else {
         return true;

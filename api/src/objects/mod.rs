@@ -34,7 +34,13 @@ pub struct Objects {
     /// The same store, typed, when it can presign URLs (S3).
     s3: Option<Arc<AmazonS3>>,
     backend: StorageBackend,
+    /// Streaming uploads at once (`storage.max_concurrent_uploads`): each
+    /// holds up to three parts in memory.
+    uploads: Arc<tokio::sync::Semaphore>,
 }
+
+/// How long an upload waits for a slot before it is refused as busy.
+const UPLOAD_SLOT_WAIT: Duration = Duration::from_secs(5);
 
 /// A stored object's facts, as computed while its bytes went by.
 #[derive(Debug, Clone)]
@@ -58,6 +64,8 @@ pub enum StorageError {
     NotFound,
     Io(std::io::Error),
     Store(object_store::Error),
+    /// Every upload slot stayed taken (`storage.max_concurrent_uploads`).
+    Busy,
 }
 
 impl From<object_store::Error> for StorageError {
@@ -75,6 +83,7 @@ impl From<StorageError> for anyhow::Error {
             StorageError::NotFound => anyhow::anyhow!("object not found"),
             StorageError::Io(e) => anyhow::Error::new(e).context("reading the upload"),
             StorageError::Store(e) => anyhow::Error::new(e).context("object storage"),
+            StorageError::Busy => anyhow::anyhow!("every upload slot is taken (setting storage.max_concurrent_uploads)"),
         }
     }
 }
@@ -98,7 +107,7 @@ impl Objects {
                 std::fs::create_dir_all(&dir)
                     .with_context(|| format!("creating {} (setting storage.local_dir)", dir.display()))?;
                 let store = Arc::new(LocalFileSystem::new_with_prefix(&dir)?);
-                Ok(Self { store, s3: None, backend: s.backend })
+                Ok(Self { store, s3: None, backend: s.backend, uploads: upload_slots(s.max_concurrent_uploads) })
             }
             StorageBackend::S3 => {
                 // A few quick retries, then a clear error: an API request
@@ -108,8 +117,12 @@ impl Objects {
                     retry_timeout: Duration::from_secs(15),
                     ..Default::default()
                 };
+                // A storage server that does not take the connection is
+                // down: it is not waited on for long.
+                let client = object_store::ClientOptions::new().with_connect_timeout(Duration::from_secs(2));
                 let mut b = AmazonS3Builder::new()
                     .with_retry(retry)
+                    .with_client_options(client)
                     .with_region(&s.s3_region)
                     .with_bucket_name(s.s3_bucket.clone().unwrap_or_default())
                     .with_virtual_hosted_style_request(!s.s3_path_style);
@@ -128,7 +141,7 @@ impl Objects {
                     (None, _) => {}
                 }
                 let s3 = Arc::new(b.build().context("configuring S3 storage (settings storage.s3_*)")?);
-                Ok(Self { store: s3.clone(), s3: Some(s3), backend: s.backend })
+                Ok(Self { store: s3.clone(), s3: Some(s3), backend: s.backend, uploads: upload_slots(s.max_concurrent_uploads) })
             }
         }
     }
@@ -168,10 +181,16 @@ impl Objects {
         if self.s3.is_some() {
             attrs.insert(object_store::Attribute::ContentType, content_type.to_owned().into());
         }
+        let _slot = tokio::time::timeout(UPLOAD_SLOT_WAIT, self.uploads.clone().acquire_owned())
+            .await
+            .map_err(|_| StorageError::Busy)?
+            .map_err(|_| StorageError::Busy)?;
         let mut hasher = Sha256::new();
         let first = read_part(&mut reader).await?;
         hasher.update(&first);
-        let head = first.slice(..first.len().min(SNIFF_BYTES));
+        // Its own copy: a slice would keep the whole part alive as long as
+        // the head is kept (until the request's resolvers are done).
+        let head = Bytes::copy_from_slice(&first[..first.len().min(SNIFF_BYTES)]);
         if first.len() < PART_BYTES {
             let size = first.len() as u64;
             let opts = object_store::PutOptions { attributes: attrs, ..Default::default() };
@@ -278,12 +297,17 @@ impl Objects {
     }
 }
 
+fn upload_slots(n: usize) -> Arc<tokio::sync::Semaphore> {
+    Arc::new(tokio::sync::Semaphore::new(n.max(1)))
+}
+
 /// How many leading bytes content sniffing looks at.
 pub const SNIFF_BYTES: usize = 8192;
 
-/// Reads up to one part (less only at the end of the input).
+/// Reads up to one part (less only at the end of the input). The buffer
+/// grows with what arrives: a 2 KiB file costs kilobytes, not a part.
 async fn read_part(reader: &mut (impl tokio::io::AsyncRead + Unpin)) -> Result<Bytes, StorageError> {
-    let mut buf = Vec::with_capacity(PART_BYTES);
+    let mut buf = Vec::with_capacity(64 * 1024);
     while buf.len() < PART_BYTES {
         let n = (&mut *reader)
             .take((PART_BYTES - buf.len()) as u64)

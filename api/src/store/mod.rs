@@ -22,6 +22,8 @@ pub mod validate;
 
 use std::{str::FromStr, sync::Arc, time::Duration};
 
+use tokio::sync::{Mutex, OwnedMutexGuard};
+
 use anyhow::Context as _;
 use migration::{Migrator, MigratorTrait};
 use sea_orm::{
@@ -51,7 +53,25 @@ pub(crate) enum Backend {
     /// `probe`: a pool of one connection of its own, so that readiness and
     /// the outage probe are never starved by a busy main pool.
     Postgres { pool: PgPool, orm: DatabaseConnection, probe: PgPool },
-    Sqlite { orm: DatabaseConnection },
+    Sqlite { orm: DatabaseConnection, writer: Writer },
+}
+
+/// SQLite's one writer, as an in-process turn: every transaction that may
+/// write takes it before `BEGIN IMMEDIATE` and holds it until it ends.
+/// Writers then queue here in order, holding no pooled connection, instead
+/// of failing with "database is locked" (a deferred transaction that read
+/// first cannot wait for the write lock) or polling SQLite's busy handler;
+/// readers never take it and stay concurrent under WAL.
+#[derive(Clone)]
+pub(crate) struct Writer {
+    turn: Arc<Mutex<()>>,
+    wait: Duration,
+}
+
+/// A writer's turn, held until dropped; nothing on PostgreSQL.
+#[derive(Debug)]
+pub struct WriteTurn {
+    _turn: Option<OwnedMutexGuard<()>>,
 }
 
 impl std::fmt::Debug for Database {
@@ -85,7 +105,8 @@ impl Database {
                 .connect_with(options)
                 .await
                 .with_context(|| format!("opening the SQLite database {url} (setting database.url)"))?;
-            let backend = Backend::Sqlite { orm: SqlxSqliteConnector::from_sqlx_sqlite_pool(pool) };
+            let writer = Writer { turn: Arc::new(Mutex::new(())), wait: acquire };
+            let backend = Backend::Sqlite { orm: SqlxSqliteConnector::from_sqlx_sqlite_pool(pool), writer };
             return Ok(Self { backend, health: Arc::new(health::DbHealth::default()) });
         }
         let role = settings.database.runtime_role.clone();
@@ -113,7 +134,22 @@ impl Database {
     /// migrations; never for tenant tables.
     pub fn platform(&self) -> &DatabaseConnection {
         match &self.backend {
-            Backend::Postgres { orm, .. } | Backend::Sqlite { orm } => orm,
+            Backend::Postgres { orm, .. } | Backend::Sqlite { orm, .. } => orm,
+        }
+    }
+
+    /// Waits for the SQLite writer's turn, at most
+    /// `database.acquire_timeout_secs`; past that the database is busy (an
+    /// acquire timeout: `SERVICE_UNAVAILABLE`). Tenant handles take it
+    /// themselves: this is for writes through [`Self::platform`].
+    /// PostgreSQL needs no turn.
+    pub async fn write_turn(&self) -> Result<WriteTurn, DbErr> {
+        let Backend::Sqlite { writer, .. } = &self.backend else {
+            return Ok(WriteTurn { _turn: None });
+        };
+        match tokio::time::timeout(writer.wait, writer.turn.clone().lock_owned()).await {
+            Ok(turn) => Ok(WriteTurn { _turn: Some(turn) }),
+            Err(_) => Err(DbErr::ConnectionAcquire(sea_orm::ConnAcquireErr::Timeout)),
         }
     }
 
@@ -131,9 +167,14 @@ impl Database {
         }
     }
 
-    /// The handle through which one tenant's statements run.
+    /// The handle through which one tenant's statements run; it may write.
     pub fn scoped(&self, tenant: Uuid) -> TenantDb {
-        TenantDb::new(self.clone(), tenant)
+        TenantDb::new(self.clone(), tenant, true)
+    }
+
+    /// A handle that only reads: on SQLite it never waits for the writer.
+    pub fn scoped_reader(&self, tenant: Uuid) -> TenantDb {
+        TenantDb::new(self.clone(), tenant, false)
     }
 
     pub fn backend_name(&self) -> &'static str {
@@ -150,7 +191,7 @@ impl Database {
             Backend::Postgres { probe, .. } => {
                 sqlx::query("SELECT 1").execute(probe).await.map(|_| ()).map_err(|e| DbErr::Conn(sea_orm::RuntimeErr::SqlxError(e.into())))
             }
-            Backend::Sqlite { orm } => orm.ping().await,
+            Backend::Sqlite { orm, .. } => orm.ping().await,
         }
     }
 

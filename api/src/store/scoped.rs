@@ -9,15 +9,19 @@
 //! pooled connection. Row-Level Security then applies to every statement.
 //!
 //! On SQLite (no RLS) the same handle runs a plain transaction; scoping is by
-//! the `tenant_id` condition every store function applies.
+//! the `tenant_id` condition every store function applies. A handle that may
+//! write waits for the writer's turn ([`super::Database::write_turn`]) and
+//! begins `IMMEDIATE`, so the write lock is its own from `BEGIN` on (a
+//! deferred transaction that read first would fail, not wait, if another
+//! wrote meanwhile); a reader begins deferred and never waits for writers.
 //!
 //! Requests that never touch tenant data never take a connection.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use sea_orm::{
-    ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, ExecResult, QueryResult, Statement,
-    TransactionTrait,
+    ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, ExecResult, QueryResult, SqliteTransactionMode,
+    Statement, TransactionOptions, TransactionTrait,
     RuntimeErr,
     sqlx::{
         self, AssertSqlSafe,
@@ -29,18 +33,26 @@ use sea_query_sqlx::SqlxValues;
 use tokio::sync::Mutex;
 use uuid::Uuid;
 
-use super::{Backend, Database};
+use super::{Backend, Database, WriteTurn};
 
 enum Tx {
     /// Dropping it unfinished (a cancelled request) queues a ROLLBACK.
     Postgres(sqlx::Transaction<'static, Postgres>),
-    Sqlite(DatabaseTransaction),
+    /// A writer holds the turn until the transaction ends (fields drop in
+    /// order: the rollback is queued before the turn passes on).
+    Sqlite { tx: DatabaseTransaction, turn: Option<WriteTurn> },
+}
+
+/// The open transaction, and whether the next one may write.
+struct State {
+    tx: Option<Tx>,
+    writes: bool,
 }
 
 pub struct TenantDb {
     db: Database,
     tenant: Uuid,
-    tx: Mutex<Option<Tx>>,
+    state: Mutex<State>,
     statements: AtomicU64,
 }
 
@@ -51,8 +63,8 @@ impl std::fmt::Debug for TenantDb {
 }
 
 impl TenantDb {
-    pub(super) fn new(db: Database, tenant: Uuid) -> Self {
-        Self { db, tenant, tx: Mutex::new(None), statements: AtomicU64::new(0) }
+    pub(super) fn new(db: Database, tenant: Uuid, writes: bool) -> Self {
+        Self { db, tenant, state: Mutex::new(State { tx: None, writes }), statements: AtomicU64::new(0) }
     }
 
     pub fn tenant(&self) -> Uuid {
@@ -64,33 +76,65 @@ impl TenantDb {
         self.statements.load(Ordering::Relaxed)
     }
 
-    async fn begin(&self) -> Result<Tx, DbErr> {
+    async fn begin(&self, writes: bool) -> Result<Tx, DbErr> {
         // Known down: fail at once, as a connection error, instead of
         // waiting out the acquire timeout.
         if self.db.ensure_up().is_err() {
             return Err(DbErr::ConnectionAcquire(sea_orm::ConnAcquireErr::ConnectionClosed));
         }
-        let began = match &self.db.backend {
-            Backend::Postgres { pool, .. } => begin_postgres(pool, self.tenant).await.map(Tx::Postgres),
-            Backend::Sqlite { orm } => orm.begin().await.map(Tx::Sqlite),
-        };
+        let began = self.begin_on_backend(writes).await;
         if let Err(e) = &began {
             self.db.observe(e);
         }
         began
     }
 
+    async fn begin_on_backend(&self, writes: bool) -> Result<Tx, DbErr> {
+        match &self.db.backend {
+            Backend::Postgres { pool, .. } => begin_postgres(pool, self.tenant).await.map(Tx::Postgres),
+            Backend::Sqlite { orm, .. } if writes => {
+                let turn = self.db.write_turn().await?;
+                let immediate = TransactionOptions {
+                    sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+                    ..TransactionOptions::default()
+                };
+                let tx = orm.begin_with_options(immediate).await?;
+                Ok(Tx::Sqlite { tx, turn: Some(turn) })
+            }
+            Backend::Sqlite { orm, .. } => Ok(Tx::Sqlite { tx: orm.begin().await?, turn: None }),
+        }
+    }
+
+    /// From now on the handle may write: on SQLite a reader transaction still
+    /// open (what authentication read) commits, having written nothing, and
+    /// the next statement begins as a writer. PostgreSQL is unaffected.
+    pub async fn begin_writing(&self) -> Result<(), DbErr> {
+        let mut state = self.state.lock().await;
+        state.writes = true;
+        match state.tx.take() {
+            Some(Tx::Sqlite { tx, turn: None }) => tx.commit().await,
+            open => {
+                state.tx = open;
+                Ok(())
+            }
+        }
+    }
+
     /// Ends the request's transaction: commit when `commit`, else roll back.
     /// A handle never used does nothing.
     pub async fn finish(&self, commit: bool) -> Result<(), DbErr> {
-        let Some(tx) = self.tx.lock().await.take() else {
+        let Some(tx) = self.state.lock().await.tx.take() else {
             return Ok(());
         };
         match (tx, commit) {
             (Tx::Postgres(tx), true) => tx.commit().await.map_err(exec_err),
             (Tx::Postgres(tx), false) => tx.rollback().await.map_err(exec_err),
-            (Tx::Sqlite(tx), true) => tx.commit().await,
-            (Tx::Sqlite(tx), false) => tx.rollback().await,
+            (Tx::Sqlite { tx, turn }, commit) => {
+                let ended = if commit { tx.commit().await } else { tx.rollback().await };
+                // The next writer's turn comes only once this one has ended.
+                drop(turn);
+                ended
+            }
         }
     }
 
@@ -99,12 +143,12 @@ impl TenantDb {
         &self,
         f: impl AsyncFnOnce(&mut Tx) -> Result<T, DbErr>,
     ) -> Result<T, DbErr> {
-        let mut guard = self.tx.lock().await;
-        if guard.is_none() {
-            *guard = Some(self.begin().await?);
+        let mut state = self.state.lock().await;
+        if state.tx.is_none() {
+            state.tx = Some(self.begin(state.writes).await?);
         }
         self.statements.fetch_add(1, Ordering::Relaxed);
-        match guard.as_mut() {
+        match state.tx.as_mut() {
             Some(tx) => f(tx).await,
             None => Err(DbErr::Custom("transaction vanished".into())),
         }
@@ -149,7 +193,7 @@ impl ConnectionTrait for TenantDb {
             Tx::Postgres(conn) => {
                 pg_query(&stmt).execute(&mut **conn).await.map(Into::into).map_err(exec_err)
             }
-            Tx::Sqlite(t) => t.execute_raw(stmt.clone()).await,
+            Tx::Sqlite { tx: t, .. } => t.execute_raw(stmt.clone()).await,
         })
         .await
     }
@@ -161,7 +205,7 @@ impl ConnectionTrait for TenantDb {
                 .await
                 .map(Into::into)
                 .map_err(exec_err),
-            Tx::Sqlite(t) => t.execute_unprepared(sql).await,
+            Tx::Sqlite { tx: t, .. } => t.execute_unprepared(sql).await,
         })
         .await
     }
@@ -173,7 +217,7 @@ impl ConnectionTrait for TenantDb {
                 .await
                 .map(|row| row.map(Into::into))
                 .map_err(query_err),
-            Tx::Sqlite(t) => t.query_one_raw(stmt.clone()).await,
+            Tx::Sqlite { tx: t, .. } => t.query_one_raw(stmt.clone()).await,
         })
         .await
     }
@@ -185,7 +229,7 @@ impl ConnectionTrait for TenantDb {
                 .await
                 .map(|rows| rows.into_iter().map(Into::into).collect())
                 .map_err(query_err),
-            Tx::Sqlite(t) => t.query_all_raw(stmt.clone()).await,
+            Tx::Sqlite { tx: t, .. } => t.query_all_raw(stmt.clone()).await,
         })
         .await
     }

@@ -30,10 +30,11 @@ struct Scope {
 }
 
 impl RequestContext {
-    /// Anonymous until the HTTP layer authenticates the request.
+    /// Anonymous until the HTTP layer authenticates the request, and a
+    /// reader until it says the operation writes ([`Self::begin_writing`]).
     pub fn new(request_id: String, resolved: ResolvedTenant, client: ClientInfo, db: &Database) -> Self {
         let scope = resolved.tenant.as_ref().map(|t| {
-            let db = Arc::new(db.scoped(t.id));
+            let db = Arc::new(db.scoped_reader(t.id));
             Scope { loaders: Loaders::new(db.clone()), db }
         });
         Self { request_id, resolved, principal: Principal::Anonymous, client, scope }
@@ -61,6 +62,15 @@ impl RequestContext {
     /// principal: it commits with the change or not at all.
     pub async fn audit(&self, event: crate::store::audit::Event<'_>) -> ApiResult<()> {
         crate::store::audit::record(self.db()?, self.principal.actor(), &self.request_id, event).await
+    }
+
+    /// The operation may write (it is not a query): the request's tenant
+    /// handle becomes a writer (see [`TenantDb::begin_writing`]).
+    pub async fn begin_writing(&self) -> ApiResult<()> {
+        match &self.scope {
+            Some(scope) => Ok(scope.db.begin_writing().await?),
+            None => Ok(()),
+        }
     }
 
     /// Commits (or rolls back) the request's transaction, if it opened one.

@@ -173,6 +173,12 @@ impl TestAppBuilder {
         self
     }
 
+    /// How long a pooled connection, or on SQLite the writer's turn, is waited for.
+    pub fn with_acquire_timeout(mut self, secs: u64) -> Self {
+        self.tweaks.push(Box::new(move |s| s.database.acquire_timeout_secs = secs));
+        self
+    }
+
     pub fn production(mut self) -> Self {
         self.production = true;
         self
@@ -409,6 +415,22 @@ impl TestApp {
             .await;
         let k = &a.body["data"]["createApiKey"];
         (k["secret"].as_str().unwrap_or_else(|| panic!("{:?}", a.body)).to_owned(), k["apiKey"]["id"].as_str().unwrap().to_owned())
+    }
+
+    /// When the API key `key_id` of `sub` was last used, as its owner sees
+    /// it, waiting up to five seconds for the use to be recorded (it is
+    /// written in the background).
+    pub async fn key_last_used(&self, owner: &Signed, sub: &str, key_id: &str) -> Option<String> {
+        for _ in 0..50 {
+            let listed = self.gql_as(&host(sub), &owner.access, "{ apiKeys { id lastUsedAt } }").await;
+            let keys = listed.body["data"]["apiKeys"].as_array().cloned().unwrap_or_else(|| panic!("{:?}", listed.body));
+            let used = keys.iter().find(|k| k["id"] == key_id).and_then(|k| k["lastUsedAt"].as_str().map(str::to_owned));
+            if used.is_some() {
+                return used;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        None
     }
 
     /// A platform administrator, signed in: their access token.

@@ -20,5 +20,6 @@ mod playground;
 mod request_id;
 mod rls;
 mod schema;
+mod sqlite_writers;
 mod tenancy;
 mod tokens;

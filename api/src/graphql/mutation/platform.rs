@@ -7,6 +7,7 @@ use crate::{
         parse_id, request, state,
         types::{PlatformAuthPayload, Tenant},
     },
+    error::ApiError,
     store::{self, audit::Event},
 };
 
@@ -17,7 +18,13 @@ async fn set_active(ctx: &Context<'_>, id: ID, active: bool) -> async_graphql::R
     let s = state(ctx)?;
     let id = parse_id(&id, "tenant")?;
     let r = request(ctx)?;
-    let model = store::platform::set_tenant_active(s.db.platform(), id, active).await?;
+    let model = {
+        // A platform table, written outside any tenant handle: the write
+        // takes the SQLite writer's turn itself, and ends before the agency's
+        // own transaction below takes it.
+        let _turn = s.db.write_turn().await.map_err(ApiError::from)?;
+        store::platform::set_tenant_active(s.db.platform(), id, active).await?
+    };
     // In the agency's own trail, in a transaction of the agency's. Ending
     // every session (not only pausing them) keeps reactivation from bringing
     // old tokens back.
