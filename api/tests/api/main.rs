@@ -15,6 +15,7 @@ mod http_server;
 mod identity;
 mod helpers;
 mod logging;
+mod memory;
 mod migrations;
 mod playground;
 mod request_id;
