@@ -89,7 +89,7 @@ fn content_type_input(value: &str) -> ApiResult<String> {
 /// stored as data; keys are built from ids.
 fn document_name(name: Option<&str>, filename: &str) -> ApiResult<String> {
     let n = name.filter(|n| !n.trim().is_empty()).unwrap_or(filename);
-    validate::text("name", n, 255, false)
+    validate::name("name", n, 255)
 }
 
 /// Takes `size` bytes from the tenant's quota, or refuses. One conditional

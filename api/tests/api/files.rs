@@ -9,12 +9,12 @@ use serde_json::{Value, json};
 
 use crate::helpers::*;
 
-const UPLOAD: &str = "mutation($input: UploadDocumentInput!) { uploadDocument(input: $input) { id name contentType sizeBytes checksumSha256 currentVersion } }";
+pub(crate) const UPLOAD: &str = "mutation($input: UploadDocumentInput!) { uploadDocument(input: $input) { id name contentType sizeBytes checksumSha256 currentVersion } }";
 const VERSION: &str = "mutation($id: ID!, $file: Upload!) { uploadDocumentVersion(documentId: $id, file: $file) { id currentVersion sizeBytes checksumSha256 } }";
 const LINK: &str = "query($id: ID!, $v: Int) { document(id: $id) { downloadUrl(version: $v) { url expiresAt } } }";
 
 /// A PDF's first bytes, so content sniffing recognises it.
-fn pdf(len: usize) -> Vec<u8> {
+pub(crate) fn pdf(len: usize) -> Vec<u8> {
     let mut b = b"%PDF-1.7\n".to_vec();
     b.extend((0..len.saturating_sub(b.len())).map(|i| (i % 251) as u8));
     b
@@ -31,14 +31,14 @@ fn noise(len: usize) -> Vec<u8> {
         .collect()
 }
 
-struct World {
-    app: TestApp,
-    owner: Signed,
-    host: String,
-    project: String,
+pub(crate) struct World {
+    pub(crate) app: TestApp,
+    pub(crate) owner: Signed,
+    pub(crate) host: String,
+    pub(crate) project: String,
 }
 
-async fn world(app: TestApp, sub: &str) -> World {
+pub(crate) async fn world(app: TestApp, sub: &str) -> World {
     let owner = app.sign_up(sub).await;
     let host = host(sub);
     let client = app.gql_as(&host, &owner.access, "mutation { createClient(input: { name: \"Acme\" }) { id } }").await;
@@ -51,7 +51,7 @@ async fn world(app: TestApp, sub: &str) -> World {
 }
 
 impl World {
-    async fn upload(&self, name: Option<&str>, filename: &str, content_type: &str, bytes: &[u8]) -> Answer {
+    pub(crate) async fn upload(&self, name: Option<&str>, filename: &str, content_type: &str, bytes: &[u8]) -> Answer {
         let input = json!({ "projectId": self.project, "name": name, "file": null });
         self.app
             .gql_upload(&self.host, &self.owner.access, UPLOAD, json!({ "input": input }), &[FilePart {
@@ -63,7 +63,7 @@ impl World {
             .await
     }
 
-    async fn upload_ok(&self, content_type: &str, bytes: &[u8]) -> Value {
+    pub(crate) async fn upload_ok(&self, content_type: &str, bytes: &[u8]) -> Value {
         let a = self.upload(Some("file.bin"), "file.bin", content_type, bytes).await;
         assert!(a.body["errors"].is_null(), "{:?}", a.body);
         a.body["data"]["uploadDocument"].clone()
@@ -81,12 +81,12 @@ impl World {
         bytes
     }
 
-    fn tenant(&self) -> uuid::Uuid {
+    pub(crate) fn tenant(&self) -> uuid::Uuid {
         self.owner.tenant_id.parse().unwrap()
     }
 
     /// Every object key under this tenant's prefix.
-    async fn stored_keys(&self) -> Vec<String> {
+    pub(crate) async fn stored_keys(&self) -> Vec<String> {
         let prefix = aggios::objects::tenant_prefix(self.tenant());
         self.app.state.objects.list(&prefix).await.expect("listing").into_iter().map(|o| o.key).collect()
     }

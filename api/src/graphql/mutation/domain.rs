@@ -81,7 +81,7 @@ impl DomainMutation {
     async fn create_client(&self, ctx: &Context<'_>, input: CreateClientInput) -> async_graphql::Result<Client> {
         let r = request(ctx)?;
         let model = entity::clients::ActiveModel {
-            name: Set(validate::text("name", &input.name, 200, false)?),
+            name: Set(validate::name("name", &input.name, 200)?),
             email: Set(validate::optional_email(input.email.as_deref())?),
             phone: Set(validate::optional_phone(input.phone.as_deref())?),
             status: Set(enum_name(input.status).into()),
@@ -103,7 +103,7 @@ impl DomainMutation {
         let mut model: entity::clients::ActiveModel = current.into();
         let mut changes = Changes::default();
         if let Some(name) = input.name {
-            let name = validate::text("name", &name, 200, false)?;
+            let name = validate::name("name", &name, 200)?;
             changes.add("name", name.clone());
             model.name = Set(name);
         }
@@ -149,7 +149,7 @@ impl DomainMutation {
         let r = request(ctx)?;
         let client = parse_id(&input.client_id, "client")?;
         let model = entity::projects::ActiveModel {
-            name: Set(validate::text("name", &input.name, 200, false)?),
+            name: Set(validate::name("name", &input.name, 200)?),
             description: Set(validate::optional_text("description", input.description.as_deref(), 10_000, true)?),
             status: Set(enum_name(input.status).into()),
             due_date: Set(input.due_date),
@@ -170,7 +170,7 @@ impl DomainMutation {
         let mut model: entity::projects::ActiveModel = current.into();
         let mut changes = Changes::default();
         if let Some(name) = input.name {
-            let name = validate::text("name", &name, 200, false)?;
+            let name = validate::name("name", &name, 200)?;
             changes.add("name", name.clone());
             model.name = Set(name);
         }
@@ -287,7 +287,7 @@ impl DomainMutation {
         let id = parse_id(&id, "document")?;
         let current = store::documents::by_id(db, id).await?.ok_or(ApiError::NotFound("document"))?;
         let mut model: entity::documents::ActiveModel = current.into();
-        let name = validate::text("name", &input.name, 255, false)?;
+        let name = validate::name("name", &input.name, 255)?;
         model.name = Set(name.clone());
         let doc = store::documents::update(db, model).await?;
         audit(r, "document.update", "document", doc.id, Some(json!({ "name": name }))).await?;
