@@ -15,6 +15,7 @@ pub mod projects;
 pub mod scoped;
 pub mod sessions;
 pub mod tenants;
+pub mod upload_reservations;
 pub mod users;
 pub mod validate;
 

@@ -131,11 +131,11 @@ async fn migrate_up_status_and_down_work_on_the_embedded_default() {
         }
     };
     let before = run(&["migrate", "status"]).await;
-    assert!(before.lines().all(|l| l.starts_with("Pending")) && before.lines().count() == 3, "{before}");
+    assert!(before.lines().all(|l| l.starts_with("Pending")) && before.lines().count() == 4, "{before}");
     run(&["migrate", "up"]).await;
     let after = run(&["migrate", "status"]).await;
     assert!(after.lines().all(|l| l.starts_with("Applied")), "{after}");
-    run(&["migrate", "down", "--steps", "3"]).await;
+    run(&["migrate", "down", "--steps", "4"]).await;
     let down = run(&["migrate", "status"]).await;
     assert!(down.lines().all(|l| l.starts_with("Pending")), "{down}");
 }
