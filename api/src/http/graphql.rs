@@ -82,6 +82,7 @@ pub async fn graphql(req: &Request, Data(state): Data<&AppState>, body: Body) ->
         let err: async_graphql::Error = ApiError::internal(e).into();
         response = async_graphql::Response::from_errors(vec![err.into_server_error(Default::default())]);
     }
+    crate::files::after_request(state, &ctx, response.errors.is_empty()).await;
     let mut resp = GraphQLResponse(response).into_response();
     if resp.status() == StatusCode::OK {
         resp.headers_mut().insert("cache-control", poem::http::HeaderValue::from_static("no-store"));
@@ -129,7 +130,7 @@ async fn read_request(
         // What authentication wrote commits now, so no transaction (and no
         // pooled connection) stays open while the files move.
         ctx.db()?.finish(true).await.map_err(ApiError::internal)?;
-        return super::multipart::read(content_type, body, limits, &state.objects, tenant).await;
+        return super::multipart::read(content_type, declared, body, state, ctx, tenant).await;
     }
     // A plain GraphQL body is read into memory: it gets a small limit of its own.
     let max = max.min(MAX_JSON_BODY);

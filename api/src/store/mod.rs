@@ -213,6 +213,17 @@ pub(crate) fn conflict_on_unique(err: DbErr, message: &str) -> crate::error::Api
     }
 }
 
+/// A foreign-key violation means a row this one points at is gone (a
+/// concurrent delete between a check and an insert): the caller's `what`
+/// is not found. Anything else is internal.
+pub(crate) fn not_found_on_foreign_key(err: DbErr, what: &'static str) -> crate::error::ApiError {
+    if matches!(err.sql_err(), Some(sea_orm::SqlErr::ForeignKeyConstraintViolation(_))) {
+        crate::error::ApiError::NotFound(what)
+    } else {
+        err.into()
+    }
+}
+
 /// One plain connection up front, so a missing role or a refused login is
 /// reported as such (the pool would only say it timed out).
 async fn check_runtime_role(url: &str, role: &str) -> anyhow::Result<()> {

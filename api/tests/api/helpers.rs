@@ -468,6 +468,30 @@ macro_rules! on_both_backends {
 }
 pub(crate) use on_both_backends;
 
+/// Runs the same test body on the SQLite and local-files default and on
+/// PostgreSQL with S3: `mod name { local, s3 }`.
+macro_rules! on_local_and_s3 {
+    ($(#[$meta:meta])* async fn $name:ident($app:ident) $body:block) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            $(#[$meta])*
+            async fn run($app: crate::helpers::TestApp) $body
+
+            #[tokio::test]
+            async fn local() {
+                run(crate::helpers::TestApp::new(crate::helpers::Backend::Sqlite).await).await
+            }
+
+            #[tokio::test]
+            async fn s3() {
+                run(crate::helpers::TestApp::builder(crate::helpers::Backend::Postgres).with_s3().build().await).await
+            }
+        }
+    };
+}
+pub(crate) use on_local_and_s3;
+
 /// A TCP relay in front of the real S3 server: stopping it makes the server
 /// unreachable for one test's app alone. With a budget, it cuts every
 /// connection once that many bytes have gone upstream (storage failing in

@@ -14,7 +14,7 @@ use crate::{
             enum_name,
         },
     },
-    files::{self, Owner, Staged, StagedUploads},
+    files::{self, Owner},
     startup::AppState,
     store::{self, audit::Event, validate},
     tenancy::RequestContext,
@@ -27,14 +27,6 @@ fn owner(project: Option<&ID>, client: Option<&ID>) -> ApiResult<Owner> {
         (None, Some(c)) => Ok(Owner::Client(parse_id(c, "client")?)),
         _ => Err(ApiError::BadUserInput { field: "projectId", message: "give exactly one of projectId and clientId".into() }),
     }
-}
-
-/// The uploaded file of a field, as the HTTP layer streamed it to storage.
-fn incoming(ctx: &Context<'_>, file: &Upload) -> ApiResult<Staged> {
-    ctx.data_opt::<StagedUploads>()
-        .and_then(|staged| staged.0.get(**file))
-        .cloned()
-        .ok_or_else(|| ApiError::BadUserInput { field: "file", message: "no file was sent for this field (multipart request spec)".into() })
 }
 
 async fn audit(r: &RequestContext, action: &str, target_type: &str, target: uuid::Uuid, changes: Option<Value>) -> ApiResult<()> {
@@ -138,7 +130,7 @@ impl DomainMutation {
             return Err(ApiError::NotFound("client").into());
         }
         if cascade {
-            files::recount_usage(r.db()?).await?;
+            files::quota::recount_usage(r.db()?).await?;
         }
         audit(r, "client.delete", "client", id, Some(json!({ "cascade": cascade }))).await?;
         Ok(true)
@@ -208,7 +200,7 @@ impl DomainMutation {
             return Err(ApiError::NotFound("project").into());
         }
         if cascade {
-            files::recount_usage(r.db()?).await?;
+            files::quota::recount_usage(r.db()?).await?;
         }
         audit(r, "project.delete", "project", id, Some(json!({ "cascade": cascade }))).await?;
         Ok(true)
@@ -222,7 +214,7 @@ impl DomainMutation {
         let r = request(ctx)?;
         let state = ctx.data::<AppState>()?;
         let owner = owner(input.project_id.as_ref(), input.client_id.as_ref())?;
-        let incoming = incoming(ctx, &input.file)?;
+        let incoming = files::incoming(r, input.file.0)?;
         Ok(files::upload_document(state, r, owner, input.name.as_deref(), incoming).await?.into())
     }
 
@@ -233,7 +225,7 @@ impl DomainMutation {
         let r = request(ctx)?;
         let state = ctx.data::<AppState>()?;
         let id = parse_id(&document_id, "document")?;
-        let incoming = incoming(ctx, &file)?;
+        let incoming = files::incoming(r, file.0)?;
         Ok(files::upload_version(state, r, id, incoming).await?.into())
     }
 
