@@ -363,10 +363,14 @@ pub async fn version_of_id(db: &TenantDb, id: Uuid) -> ApiResult<Option<document
 }
 
 /// What the request left to do once its transaction has ended (`committed`
-/// says whether it committed): keep or remove its staged files.
+/// says whether it committed): keep or remove its staged files, and record
+/// the download links it issued.
 pub async fn after_request(state: &AppState, r: &RequestContext, committed: bool) {
     let Ok(tenant) = r.tenant().map(|t| t.id) else { return };
     if let Some(staged) = r.extension::<StagedUploads>() {
         staged.settle(state, tenant, committed).await;
+    }
+    if let Some(links) = r.extension::<links::IssuedLinks>() {
+        links.record(state, r, tenant).await;
     }
 }

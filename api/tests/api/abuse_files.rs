@@ -1,7 +1,8 @@
 //! Findings of the abuse trial on files, each made impossible and proven
 //! against PostgreSQL with S3 (SeaweedFS) and the SQLite and local-files
-//! default: spent upload tokens (finding 10), the quota (11), names and
-//! content types (16), and what API keys and vanished owners get (17).
+//! default: spent upload tokens (finding 10), the quota (11), download links
+//! (13), names and content types (16), and what API keys and vanished owners
+//! get (17).
 
 use chrono::Utc;
 use serde_json::{Value, json};
@@ -186,6 +187,45 @@ async fn a_confirmed_grant_counts_once_through_its_version() {
     w.app.gql_as(&w.host, &w.owner.access, &del).await;
     assert_eq!(w.used_bytes().await, 1000);
 }
+
+// Finding 13: one query signed 30,000 links and wrote 30,000 audit rows.
+
+on_local_and_s3!(
+    async fn download_links_cost_complexity_and_are_audited_once_per_request(app) {
+        let w = world(app, "links").await;
+        let (read_key, _) = w.app.api_key(&w.owner, "links", "READ").await;
+        let mut ids = Vec::new();
+        for _ in 0..3 {
+            ids.push(w.upload_ok("application/pdf", &pdf(100)).await["id"].as_str().unwrap().to_owned());
+        }
+        let link_events = async || {
+            let q = "{ auditEvents(first: 100, filter: { action: \"document.download_url\" }) { edges { node { targetId changes } } } }";
+            let a = w.app.gql_as(&w.host, &w.owner.access, q).await;
+            a.body["data"]["auditEvents"]["edges"].as_array().unwrap_or_else(|| panic!("{:?}", a.body)).clone()
+        };
+
+        let aliases: String = (0..300).map(|i| format!("l{i}: downloadUrl {{ url }} ")).collect();
+        let flood = w.app.gql_as(&w.host, &read_key, &format!("{{ documents(first: 100) {{ edges {{ node {{ {aliases} }} }} }} }}")).await;
+        assert_eq!(flood.code(), Some("QUERY_TOO_COMPLEX"), "{:?}", flood.body);
+        let message = flood.body["errors"][0]["message"].as_str().unwrap();
+        assert!(message.contains("downloadUrl") && message.contains("smaller pages"), "{message}");
+        assert!(flood.body["data"].is_null(), "nothing ran");
+        assert!(link_events().await.is_empty(), "no link was signed, none audited");
+
+        // A page of documents with a link each is well within the budget, and
+        // is audited as one event naming every version.
+        let page = w.app.gql_as(&w.host, &read_key, "{ documents(first: 100) { edges { node { id downloadUrl { url } } } } }").await;
+        let edges = page.body["data"]["documents"]["edges"].as_array().unwrap_or_else(|| panic!("{:?}", page.body));
+        assert_eq!(edges.len(), 3);
+        let events = link_events().await;
+        assert_eq!(events.len(), 1, "one event per request: {events:?}");
+        let changes = &events[0]["node"]["changes"];
+        assert_eq!(changes["links"], 3);
+        let listed: Vec<&str> = changes["versions"].as_array().unwrap().iter().filter_map(|v| v["documentId"].as_str()).collect();
+        assert_eq!(listed, ids.iter().map(String::as_str).collect::<Vec<_>>());
+        assert!(events[0]["node"]["targetId"].is_null(), "several documents: no single target");
+    }
+);
 
 // Finding 16: names with bidirectional overrides, content types with CR/LF.
 
