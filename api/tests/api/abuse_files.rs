@@ -5,6 +5,7 @@
 //! get (17).
 
 use chrono::Utc;
+use futures::StreamExt as _;
 use serde_json::{Value, json};
 
 use crate::{
@@ -168,6 +169,36 @@ on_local_and_s3!(
         assert_eq!(w.confirm(&token).await.code(), Some("BAD_USER_INPUT"), "an ended grant confirms nothing");
         let third = w.grant("third.bin", "application/octet-stream", size).await;
         assert!(third.body["errors"].is_null(), "{:?}", third.body);
+    }
+);
+
+on_local_and_s3!(
+    async fn a_client_gone_mid_upload_leaves_its_files_to_the_next_uploads_pass(app) {
+        let w = world(app, "gone").await;
+        let (first, second) = (noise(1000), noise(1000));
+        let files = [
+            FilePart { path: "variables.a", filename: "a.bin", content_type: "application/octet-stream", bytes: &first },
+            FilePart { path: "variables.b", filename: "b.bin", content_type: "application/octet-stream", bytes: &second },
+        ];
+        let (body, content_type) = multipart_body("mutation { __typename }", &json!({ "a": null, "b": null }), &files);
+        // The body stops in the middle of the second file, and the client
+        // gives up: the request is dropped with one file stored.
+        let cut = body.len() - 600;
+        let stalled = futures::stream::iter([Ok::<_, std::io::Error>(bytes::Bytes::copy_from_slice(&body[..cut]))])
+            .chain(futures::stream::pending());
+        let req = w
+            .app
+            .client
+            .post("/graphql")
+            .header("host", &w.host)
+            .header("authorization", format!("Bearer {}", w.owner.access))
+            .header("content-type", content_type)
+            .body(poem::Body::from_bytes_stream(stalled))
+            .send();
+        assert!(tokio::time::timeout(std::time::Duration::from_secs(2), req).await.is_err(), "the request hangs");
+        assert_eq!(w.stored_keys().await.len(), 1, "the first file was stored");
+        assert_eq!(w.sweep_expired_grants().await.removed, 1);
+        assert!(w.stored_keys().await.is_empty());
     }
 );
 
