@@ -148,7 +148,7 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             let done = crate::files::sweep::sweep(&state, grace).await?;
             println!(
                 "{}",
-                serde_json::json!({ "tenants": done.tenants, "objectsSeen": done.objects_seen, "removed": done.removed })
+                serde_json::json!({ "tenants": done.tenants, "objectsSeen": done.objects_seen, "removed": done.removed, "grantsExpired": done.grants_expired })
             );
             Ok(())
         }

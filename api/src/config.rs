@@ -155,6 +155,10 @@ pub struct StorageSettings {
     /// Objects younger than this are never swept: their upload may still be
     /// committing.
     pub sweep_grace_secs: u64,
+    /// How often `serve` removes what abandoned uploads left: staging objects
+    /// of expired direct-upload grants (whose reservations it gives back)
+    /// and files whose removal failed (0: only with the full sweep).
+    pub upload_sweep_interval_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -263,6 +267,7 @@ impl Default for Settings {
                 url_ttl_secs: 300,
                 sweep_interval_secs: 3600,
                 sweep_grace_secs: 3600,
+                upload_sweep_interval_secs: 60,
             },
             log: LogSettings { format: None, level: "info".into() },
             auth: AuthSettings {

@@ -33,6 +33,9 @@ pub enum ApiError {
     PayloadTooLarge(String),
     /// The upload would take the agency past its storage quota.
     QuotaExceeded { quota: i64, used: i64, needed: i64 },
+    /// The query costs more than one request may (see `graphql::limits`);
+    /// `link_cost` is what one download link costs in it.
+    TooComplex { cost: usize, limit: usize, link_cost: usize },
     /// A dependency (database, Redis, storage) cannot be reached.
     Unavailable(&'static str),
     Internal(anyhow::Error),
@@ -64,6 +67,7 @@ impl ApiError {
             Self::InvalidCredentials => "INVALID_CREDENTIALS",
             Self::PayloadTooLarge(_) => "PAYLOAD_TOO_LARGE",
             Self::QuotaExceeded { .. } => "QUOTA_EXCEEDED",
+            Self::TooComplex { .. } => "QUERY_TOO_COMPLEX",
             Self::Unavailable(_) => "SERVICE_UNAVAILABLE",
             Self::Internal(_) => "INTERNAL",
         }
@@ -77,7 +81,7 @@ impl ApiError {
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Forbidden(_) | Self::TenantInactive => StatusCode::FORBIDDEN,
             Self::NotFound(_) | Self::TenantNotFound => StatusCode::NOT_FOUND,
-            Self::BadUserInput { .. } | Self::TenantRequired => StatusCode::BAD_REQUEST,
+            Self::BadUserInput { .. } | Self::TenantRequired | Self::TooComplex { .. } => StatusCode::BAD_REQUEST,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -105,6 +109,9 @@ impl ApiError {
             Self::PayloadTooLarge(what) => format!("too large: {what}"),
             Self::QuotaExceeded { quota, used, needed } => format!(
                 "the agency's storage quota is {quota} bytes, {used} are used and this needs {needed} more; delete documents or ask for a larger quota"
+            ),
+            Self::TooComplex { cost, limit, link_cost } => format!(
+                "this query costs {cost} and one request may cost {limit}: a list multiplies what it selects by its page size, and each downloadUrl costs {link_cost}; ask for smaller pages or fewer links"
             ),
             Self::Unavailable(what) => format!("{what} is unavailable right now; try again in a few seconds"),
             Self::Internal(cause) => {

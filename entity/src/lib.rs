@@ -11,4 +11,5 @@ pub mod platform_admins;
 pub mod projects;
 pub mod refresh_tokens;
 pub mod tenants;
+pub mod upload_reservations;
 pub mod users;

@@ -9,6 +9,7 @@ mod m20261124_000001_create_tables;
 mod m20261124_000002_row_level_security;
 mod m20261124_000003_login_lookup;
 mod m20261127_000010_revocations;
+mod m20261201_000004_upload_reservations;
 
 /// The tables that hold one tenant's rows. Each carries `tenant_id`, leads an
 /// index with it, and on PostgreSQL is guarded by a forced RLS policy.
@@ -21,6 +22,7 @@ pub const TENANT_TABLES: &[&str] = &[
     "documents",
     "document_versions",
     "audit_events",
+    "upload_reservations",
 ];
 
 /// The PostgreSQL role the server runs as: no ownership, no BYPASSRLS.
@@ -43,6 +45,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000002_row_level_security::Migration),
             Box::new(m20261124_000003_login_lookup::Migration),
             Box::new(m20261127_000010_revocations::Migration),
+            Box::new(m20261201_000004_upload_reservations::Migration),
         ]
     }
 }

@@ -162,7 +162,7 @@ enum AuditEvents {
 }
 
 /// `tenant_id` referencing `tenants`, present on every tenant table.
-fn tenant_fk<T: IntoIden + Clone + 'static>(table: T, col: T) -> ForeignKeyCreateStatement {
+pub(crate) fn tenant_fk<T: IntoIden + Clone + 'static>(table: T, col: T) -> ForeignKeyCreateStatement {
     ForeignKey::create()
         .from(table, col)
         .to(Tenants::Table, Tenants::Id)
@@ -196,7 +196,7 @@ where
 }
 
 /// The unique `(tenant_id, id)` index that leads every tenant table.
-fn tenant_index<T: IntoIden + Clone + 'static>(name: &str, table: T, tenant: T, id: T) -> IndexCreateStatement {
+pub(crate) fn tenant_index<T: IntoIden + Clone + 'static>(name: &str, table: T, tenant: T, id: T) -> IndexCreateStatement {
     Index::create()
         .name(name)
         .table(table)
@@ -206,7 +206,7 @@ fn tenant_index<T: IntoIden + Clone + 'static>(name: &str, table: T, tenant: T, 
         .to_owned()
 }
 
-fn index<T: IntoIden + Clone + 'static>(name: &str, table: T, cols: Vec<T>) -> IndexCreateStatement {
+pub(crate) fn index<T: IntoIden + Clone + 'static>(name: &str, table: T, cols: Vec<T>) -> IndexCreateStatement {
     let mut stmt = Index::create().name(name).table(table).to_owned();
     for col in cols {
         stmt.col(col);

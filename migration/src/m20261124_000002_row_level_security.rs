@@ -6,10 +6,15 @@
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::sea_orm::DatabaseBackend;
 
-use crate::{RUNTIME_ROLE, TENANT_SETTING, TENANT_TABLES};
+use crate::{RUNTIME_ROLE, TENANT_SETTING};
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
+
+/// The tenant tables this migration found. Later migrations guard the tables
+/// they add themselves (with `isolate`), so this list stays as it was.
+const TABLES: &[&str] =
+    &["users", "refresh_tokens", "api_keys", "clients", "projects", "documents", "document_versions", "audit_events"];
 
 /// Tables the runtime role may only append to and read.
 const APPEND_ONLY: &[&str] = &["audit_events"];
@@ -19,6 +24,20 @@ const PLATFORM_TABLES: &[&str] = &["tenants", "platform_admins"];
 
 fn tenant_expr() -> String {
     format!("NULLIF(current_setting('{TENANT_SETTING}', true), '')::uuid")
+}
+
+/// Grants the runtime role `privileges` on a tenant table and confines it
+/// with a forced RLS policy to the transaction's tenant.
+pub(crate) fn isolate(table: &str, privileges: &str) -> String {
+    let expr = tenant_expr();
+    format!(
+        "GRANT {privileges} ON {table} TO {RUNTIME_ROLE};
+         ALTER TABLE {table} ENABLE ROW LEVEL SECURITY;
+         ALTER TABLE {table} FORCE ROW LEVEL SECURITY;
+         CREATE POLICY tenant_isolation ON {table}
+           USING (tenant_id = {expr})
+           WITH CHECK (tenant_id = {expr});"
+    )
 }
 
 #[async_trait::async_trait]
@@ -45,22 +64,13 @@ impl MigrationTrait for Migration {
             ))
             .await?;
         }
-        let expr = tenant_expr();
-        for table in TENANT_TABLES {
+        for table in TABLES {
             let privileges = if APPEND_ONLY.contains(table) {
                 "SELECT, INSERT"
             } else {
                 "SELECT, INSERT, UPDATE, DELETE"
             };
-            db.execute_unprepared(&format!(
-                "GRANT {privileges} ON {table} TO {RUNTIME_ROLE};
-                 ALTER TABLE {table} ENABLE ROW LEVEL SECURITY;
-                 ALTER TABLE {table} FORCE ROW LEVEL SECURITY;
-                 CREATE POLICY tenant_isolation ON {table}
-                   USING (tenant_id = {expr})
-                   WITH CHECK (tenant_id = {expr});"
-            ))
-            .await?;
+            db.execute_unprepared(&isolate(table, privileges)).await?;
         }
         Ok(())
     }
@@ -70,7 +80,7 @@ impl MigrationTrait for Migration {
             return Ok(());
         }
         let db = manager.get_connection();
-        for table in TENANT_TABLES {
+        for table in TABLES {
             db.execute_unprepared(&format!(
                 "DROP POLICY IF EXISTS tenant_isolation ON {table};
                  ALTER TABLE {table} NO FORCE ROW LEVEL SECURITY;

@@ -12,9 +12,9 @@ use crate::{
     error::{ApiError, ApiResult},
     startup::AppState,
     store::{
-        self, TenantDb,
+        self, TenantDb, validate,
         audit::Event,
-        users::{NewUser, check_name, normalize_email},
+        users::{NewUser, normalize_email},
     },
     tenancy::RequestContext,
 };
@@ -72,8 +72,8 @@ pub async fn create(state: &AppState, ctx: &RequestContext, new: NewAccount) -> 
         return Err(ApiError::Forbidden("only an owner can create an owner"));
     }
     let email = normalize_email(&new.email)?;
-    let first_name = check_name("firstName", &new.first_name)?;
-    let last_name = check_name("lastName", &new.last_name)?;
+    let first_name = validate::name("firstName", &new.first_name, 100)?;
+    let last_name = validate::name("lastName", &new.last_name, 100)?;
     check_policy(&new.password, &[&email, &first_name, &last_name])?;
     let password_hash = state.auth.passwords.hash(&new.password).await?;
     let user = store::users::create(ctx.db()?, NewUser { email, password_hash, first_name, last_name, role: new.role }).await?;
@@ -93,12 +93,12 @@ pub async fn update(state: &AppState, ctx: &RequestContext, id: Uuid, changes: A
         model.email = Set(email);
     }
     if let Some(first) = changes.first_name {
-        let first = check_name("firstName", &first)?;
+        let first = validate::name("firstName", &first, 100)?;
         record.insert("firstName".into(), first.clone().into());
         model.first_name = Set(first);
     }
     if let Some(last) = changes.last_name {
-        let last = check_name("lastName", &last)?;
+        let last = validate::name("lastName", &last, 100)?;
         record.insert("lastName".into(), last.clone().into());
         model.last_name = Set(last);
     }

@@ -15,11 +15,11 @@ use crate::{
     error::{ApiError, ApiResult},
     startup::AppState,
     store::{
-        self, TenantDb,
+        self, TenantDb, validate,
         audit::{self, Event},
         sessions::{self, Rotation},
         tenants::NewTenant,
-        users::{NewUser, check_name, normalize_email},
+        users::{NewUser, normalize_email},
     },
     tenancy::{HostKind, RequestContext},
 };
@@ -91,9 +91,9 @@ fn require_api_host(ctx: &RequestContext, what: &'static str) -> ApiResult<()> {
 pub async fn sign_up(state: &AppState, ctx: &RequestContext, input: SignUp) -> ApiResult<SignedIn> {
     require_api_host(ctx, "sign up on the general API host (api.{base domain}) without X-Tenant")?;
     let email = normalize_email(&input.email)?;
-    let first_name = check_name("firstName", &input.first_name)?;
-    let last_name = check_name("lastName", &input.last_name)?;
-    store::tenants::validate_name(&input.agency_name)?;
+    let first_name = validate::name("firstName", &input.first_name, 100)?;
+    let last_name = validate::name("lastName", &input.last_name, 100)?;
+    store::tenants::validate_name("agencyName", &input.agency_name)?;
     store::tenants::validate_subdomain(&input.subdomain)?;
     check_policy(&input.password, &[&email, &first_name, &last_name, &input.subdomain, &input.agency_name])?;
     let password_hash = state.auth.passwords.hash(&input.password).await?;

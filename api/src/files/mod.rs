@@ -3,20 +3,29 @@
 //!
 //! Consistency rests on one order: bytes are stored first, under a fresh key
 //! built from ids; the rows that point at them are written in the request's
-//! transaction. A row therefore never exists without its bytes. Bytes whose
-//! rows never committed, or whose rows were deleted, are unreachable, and the
-//! sweeper removes them once they are older than the grace period.
+//! transaction. A row therefore never exists without its bytes. Bytes no
+//! committed row points at are removed when the request ends
+//! (`after_request`), or failing that by the sweeper.
 
+pub mod direct;
+pub mod links;
+pub mod quota;
+pub mod staged;
 pub mod sweep;
 
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use entity::{document_versions, documents};
 use sea_orm::{ActiveValue::Set, ColumnTrait as _, EntityTrait as _, QueryFilter as _, QueryOrder as _};
 use serde_json::json;
 use uuid::Uuid;
 
+pub use self::{
+    direct::{DirectUpload, UploadGrant, confirm_upload, request_upload},
+    links::{DownloadGrant, DownloadLink, download_link},
+    staged::{Staged, StagedUploads},
+};
 use crate::{
     error::{ApiError, ApiResult},
     objects::{self, StorageError},
@@ -32,20 +41,31 @@ pub enum Owner {
     Client(Uuid),
 }
 
-/// A file of a multipart request, already streamed to storage at `key` by
-/// the HTTP layer; its rows are still to be written.
-#[derive(Debug, Clone)]
-pub struct Staged {
-    pub key: String,
-    pub version_id: Uuid,
-    pub filename: String,
-    pub declared_type: Option<String>,
-    pub stored: objects::Stored,
-}
+impl Owner {
+    /// (project, client), exactly one of them set.
+    fn parts(self) -> (Option<Uuid>, Option<Uuid>) {
+        match self {
+            Self::Project(p) => (Some(p), None),
+            Self::Client(c) => (None, Some(c)),
+        }
+    }
 
-/// The request's staged files, in the order of its `Upload` indexes.
-#[derive(Debug, Clone, Default)]
-pub struct StagedUploads(pub Vec<Staged>);
+    fn from_parts(project: Option<Uuid>, client: Option<Uuid>) -> Option<Self> {
+        match (project, client) {
+            (Some(p), _) => Some(Self::Project(p)),
+            (None, Some(c)) => Some(Self::Client(c)),
+            (None, None) => None,
+        }
+    }
+
+    /// What is not found when the owner is gone.
+    fn what(self) -> &'static str {
+        match self {
+            Self::Project(_) => "project",
+            Self::Client(_) => "client",
+        }
+    }
+}
 
 fn storage_failed(e: StorageError) -> ApiError {
     tracing::error!(error = ?anyhow::Error::from(e), "object storage failed");
@@ -89,100 +109,63 @@ fn content_type_input(value: &str) -> ApiResult<String> {
 /// stored as data; keys are built from ids.
 fn document_name(name: Option<&str>, filename: &str) -> ApiResult<String> {
     let n = name.filter(|n| !n.trim().is_empty()).unwrap_or(filename);
-    validate::text("name", n, 255, false)
+    validate::name("name", n, 255)
 }
 
-/// Takes `size` bytes from the tenant's quota, or refuses. One conditional
-/// update, so concurrent uploads cannot overshoot together.
-async fn charge_quota(db: &TenantDb, size: u64) -> ApiResult<()> {
-    use entity::tenants::{Column, Entity};
-    use sea_orm::sea_query::{Expr, ExprTrait as _};
-    let size = i64::try_from(size).map_err(ApiError::internal)?;
-    let charged = Entity::update_many()
-        .col_expr(Column::StorageUsedBytes, Expr::col(Column::StorageUsedBytes).add(size))
-        .filter(Column::Id.eq(db.tenant()))
-        .filter(Expr::col(Column::StorageUsedBytes).add(size).lte(Expr::col(Column::StorageQuotaBytes)))
-        .exec(db)
-        .await?;
-    if charged.rows_affected == 1 {
-        return Ok(());
-    }
-    let (quota, used) = usage(db).await?;
-    Err(ApiError::QuotaExceeded { quota, used, needed: size })
-}
-
-/// The tenant's (quota, used) bytes.
-pub async fn usage(db: &TenantDb) -> ApiResult<(i64, i64)> {
-    let t = entity::tenants::Entity::find_by_id(db.tenant()).one(db).await?.ok_or(ApiError::TenantNotFound)?;
-    Ok((t.storage_quota_bytes, t.storage_used_bytes))
-}
-
-/// Sets the tenant's used bytes to what its versions hold (after deletes,
-/// including cascades).
-pub async fn recount_usage(db: &TenantDb) -> ApiResult<()> {
-    use entity::tenants::{Column, Entity};
-    use sea_orm::sea_query::{Expr, ExprTrait as _, Func, Query};
-    let held = Query::select()
-        .expr(Func::coalesce([Expr::col(document_versions::Column::SizeBytes).sum(), Expr::val(0i64)]))
-        .from(document_versions::Entity)
-        .and_where(Expr::col(document_versions::Column::TenantId).eq(db.tenant()))
-        .to_owned();
-    Entity::update_many()
-        .col_expr(Column::StorageUsedBytes, Expr::SubQuery(None, Box::new(held.into())))
-        .filter(Column::Id.eq(db.tenant()))
-        .exec(db)
-        .await?;
-    Ok(())
-}
-
-/// Refuses before anything is stored: too large, or past the quota.
-async fn precheck(state: &AppState, db: &TenantDb, size: u64) -> ApiResult<()> {
-    let max = state.settings.storage.max_file_bytes;
-    if size > max {
-        return Err(ApiError::PayloadTooLarge(format!("the file has {size} bytes and the limit is {max}")));
-    }
-    let (quota, used) = usage(db).await?;
-    let size_i = i64::try_from(size).map_err(ApiError::internal)?;
-    if used.saturating_add(size_i) > quota {
-        return Err(ApiError::QuotaExceeded { quota, used, needed: size_i });
-    }
-    Ok(())
-}
-
-/// Runs `checks` on bytes already stored at `key`; when they refuse, the
-/// bytes are removed at once (or else by the sweeper).
-async fn or_discard<T>(state: &AppState, key: &str, checks: impl Future<Output = ApiResult<T>>) -> ApiResult<T> {
+/// Runs `checks` on bytes already stored at `keys`; when they refuse, the
+/// bytes are removed at once (or else on a retry, or by the sweeper).
+async fn or_discard<T>(state: &AppState, keys: &[&str], checks: impl Future<Output = ApiResult<T>>) -> ApiResult<T> {
     let result = checks.await;
-    if result.is_err()
-        && let Err(del) = state.objects.delete(key).await
-    {
-        tracing::warn!(error = ?anyhow::Error::from(del), key, "removing refused bytes; the sweeper will");
+    if result.is_err() {
+        for key in keys {
+            state.objects.discard(key).await;
+        }
     }
     result
 }
 
-/// `ids`: the document's and the version's.
-fn version_row(
-    tenant: Uuid,
-    (document_id, version_id): (Uuid, Uuid),
-    version: i32,
+/// Bytes stored under `key`, about to become version `version_id`.
+struct NewBytes<'a> {
+    version_id: Uuid,
     key: String,
-    content_type: &str,
-    stored: &objects::Stored,
-    actor: Option<Uuid>,
-) -> ApiResult<document_versions::ActiveModel> {
-    Ok(document_versions::ActiveModel {
-        id: Set(version_id),
-        tenant_id: Set(tenant),
-        document_id: Set(document_id),
-        version: Set(version),
-        storage_key: Set(key),
-        content_type: Set(content_type.to_owned()),
-        size_bytes: Set(i64::try_from(stored.size).map_err(ApiError::internal)?),
-        checksum_sha256: Set(stored.sha256.clone()),
-        uploaded_by: Set(actor),
-        created_at: Set(Utc::now()),
-    })
+    content_type: &'a str,
+    stored: &'a objects::Stored,
+    /// Whether the size is still to be taken from the quota; a direct
+    /// upload's was reserved with its grant.
+    charge: bool,
+}
+
+impl NewBytes<'_> {
+    fn size(&self) -> ApiResult<i64> {
+        i64::try_from(self.stored.size).map_err(ApiError::internal)
+    }
+
+    fn row(&self, tenant: Uuid, document_id: Uuid, version: i32, actor: Option<Uuid>) -> ApiResult<document_versions::ActiveModel> {
+        Ok(document_versions::ActiveModel {
+            id: Set(self.version_id),
+            tenant_id: Set(tenant),
+            document_id: Set(document_id),
+            version: Set(version),
+            storage_key: Set(self.key.clone()),
+            content_type: Set(self.content_type.to_owned()),
+            size_bytes: Set(self.size()?),
+            checksum_sha256: Set(self.stored.sha256.clone()),
+            uploaded_by: Set(actor),
+            created_at: Set(Utc::now()),
+        })
+    }
+
+    async fn charge(&self, db: &TenantDb) -> ApiResult<()> {
+        if self.charge { quota::charge(db, self.stored.size).await } else { Ok(()) }
+    }
+}
+
+/// The file of an `Upload` argument, as the HTTP layer streamed it to
+/// storage, taken for the one field that records it.
+pub fn incoming(r: &RequestContext, upload: usize) -> ApiResult<Staged> {
+    r.extension::<StagedUploads>()
+        .ok_or_else(|| ApiError::BadUserInput { field: "file", message: "no file was sent for this field (multipart request spec)".into() })?
+        .take(upload)
 }
 
 /// A new document from an uploaded (staged) file.
@@ -194,59 +177,55 @@ pub async fn upload_document(
     staged: Staged,
 ) -> ApiResult<documents::Model> {
     let db = r.db()?.as_ref();
-    let (project, client) = match owner {
-        Owner::Project(p) => (Some(p), None),
-        Owner::Client(c) => (None, Some(c)),
-    };
-    let (name, content_type) = or_discard(state, &staged.key, async {
+    let (name, content_type) = or_discard(state, &[&staged.key], async {
         let name = document_name(name, &staged.filename)?;
         let content_type = checked_content_type(staged.declared_type.as_deref(), &staged.stored.head)?;
-        store::documents::check_owner(db, project, client).await?;
-        precheck(state, db, staged.stored.size).await?;
+        let (p, c) = owner.parts();
+        store::documents::check_owner(db, p, c).await?;
+        quota::precheck(state, db, staged.stored.size).await?;
         Ok((name, content_type))
     })
     .await?;
-    let ids = (Uuid::now_v7(), staged.version_id);
-    record_new(state, r, ids, staged.key, name, &content_type, &staged.stored, project, client).await
+    let bytes = NewBytes { version_id: staged.version_id, key: staged.key, content_type: &content_type, stored: &staged.stored, charge: true };
+    record_new(state, r, Uuid::now_v7(), name, owner, bytes).await
 }
 
 /// The rows of a new document whose bytes are stored. Should the quota
-/// refuse here, the bytes just stored are removed at once.
-#[allow(clippy::too_many_arguments)]
+/// refuse here, or the owner be gone by now, the bytes are removed at once.
 async fn record_new(
     state: &AppState,
     r: &RequestContext,
-    (document_id, version_id): (Uuid, Uuid),
-    key: String,
+    document_id: Uuid,
     name: String,
-    content_type: &str,
-    stored: &objects::Stored,
-    project: Option<Uuid>,
-    client: Option<Uuid>,
+    owner: Owner,
+    bytes: NewBytes<'_>,
 ) -> ApiResult<documents::Model> {
     let db = r.db()?.as_ref();
-    or_discard(state, &key, charge_quota(db, stored.size)).await?;
     let actor = r.principal.actor().0;
-    let now = Utc::now();
-    let doc = documents::ActiveModel {
-        id: Set(document_id),
-        tenant_id: Set(db.tenant()),
-        project_id: Set(project),
-        client_id: Set(client),
-        name: Set(name),
-        content_type: Set(content_type.to_owned()),
-        size_bytes: Set(i64::try_from(stored.size).map_err(ApiError::internal)?),
-        checksum_sha256: Set(stored.sha256.clone()),
-        current_version: Set(1),
-        uploaded_by: Set(actor),
-        created_by: Set(actor),
-        created_at: Set(now),
-        updated_at: Set(now),
-    };
-    let doc = documents::Entity::insert(doc).exec_with_returning(db).await?;
-    document_versions::Entity::insert(version_row(db.tenant(), (document_id, version_id), 1, key, content_type, stored, actor)?)
-        .exec(db)
-        .await?;
+    let (project, client) = owner.parts();
+    let doc = or_discard(state, &[&bytes.key], async {
+        bytes.charge(db).await?;
+        let now = Utc::now();
+        let doc = documents::ActiveModel {
+            id: Set(document_id),
+            tenant_id: Set(db.tenant()),
+            project_id: Set(project),
+            client_id: Set(client),
+            name: Set(name),
+            content_type: Set(bytes.content_type.to_owned()),
+            size_bytes: Set(bytes.size()?),
+            checksum_sha256: Set(bytes.stored.sha256.clone()),
+            current_version: Set(1),
+            uploaded_by: Set(actor),
+            created_by: Set(actor),
+            created_at: Set(now),
+            updated_at: Set(now),
+        };
+        let doc = store::documents::insert(db, doc, owner.what()).await?;
+        store::documents::insert_version(db, bytes.row(db.tenant(), document_id, 1, actor)?).await?;
+        Ok(doc)
+    })
+    .await?;
     r.audit(Event {
         action: "document.upload",
         target_type: "document",
@@ -263,42 +242,33 @@ async fn record_new(
 /// A new version of an existing document from an uploaded (staged) file.
 pub async fn upload_version(state: &AppState, r: &RequestContext, document_id: Uuid, staged: Staged) -> ApiResult<documents::Model> {
     let db = r.db()?.as_ref();
-    let content_type = or_discard(state, &staged.key, async {
+    let content_type = or_discard(state, &[&staged.key], async {
         let content_type = checked_content_type(staged.declared_type.as_deref(), &staged.stored.head)?;
-        precheck(state, db, staged.stored.size).await?;
+        quota::precheck(state, db, staged.stored.size).await?;
         Ok(content_type)
     })
     .await?;
-    record_version(state, r, document_id, staged.version_id, staged.key, &content_type, &staged.stored).await
+    let bytes = NewBytes { version_id: staged.version_id, key: staged.key, content_type: &content_type, stored: &staged.stored, charge: true };
+    record_version(state, r, document_id, bytes).await
 }
 
-async fn record_version(
-    state: &AppState,
-    r: &RequestContext,
-    document_id: Uuid,
-    version_id: Uuid,
-    key: String,
-    content_type: &str,
-    stored: &objects::Stored,
-) -> ApiResult<documents::Model> {
+async fn record_version(state: &AppState, r: &RequestContext, document_id: Uuid, bytes: NewBytes<'_>) -> ApiResult<documents::Model> {
     let db = r.db()?.as_ref();
-    let current = or_discard(state, &key, async {
+    let actor = r.principal.actor().0;
+    let (version, current) = or_discard(state, &[&bytes.key], async {
         // Locks the document row, so concurrent versions number one after another.
         let current = store::documents::by_id_for_update(db, document_id).await?.ok_or(ApiError::NotFound("document"))?;
-        charge_quota(db, stored.size).await?;
-        Ok(current)
+        bytes.charge(db).await?;
+        let version = current.current_version + 1;
+        store::documents::insert_version(db, bytes.row(db.tenant(), document_id, version, actor)?).await?;
+        Ok((version, current))
     })
     .await?;
-    let version = current.current_version + 1;
-    let actor = r.principal.actor().0;
-    document_versions::Entity::insert(version_row(db.tenant(), (document_id, version_id), version, key, content_type, stored, actor)?)
-        .exec(db)
-        .await?;
     let mut model: documents::ActiveModel = current.into();
     model.current_version = Set(version);
-    model.content_type = Set(content_type.to_owned());
-    model.size_bytes = Set(i64::try_from(stored.size).map_err(ApiError::internal)?);
-    model.checksum_sha256 = Set(stored.sha256.clone());
+    model.content_type = Set(bytes.content_type.to_owned());
+    model.size_bytes = Set(bytes.size()?);
+    model.checksum_sha256 = Set(bytes.stored.sha256.clone());
     model.uploaded_by = Set(actor);
     let doc = store::documents::update(db, model).await?;
     r.audit(Event {
@@ -345,57 +315,10 @@ pub async fn versions_of(db: &TenantDb, document_id: Uuid) -> ApiResult<Vec<docu
         .await?)
 }
 
-/// What a download link or URL points at.
-#[derive(Debug, Clone)]
-pub struct DownloadLink {
-    pub url: String,
-    pub expires_at: DateTime<Utc>,
-}
-
-/// A short-lived way to fetch one version: a presigned GET on S3, a signed
-/// link served by the API on local storage. Issuing one is audited.
-pub async fn download_link(state: &AppState, r: &RequestContext, document_id: Uuid, version: Option<i32>) -> ApiResult<DownloadLink> {
-    let db = r.db()?.as_ref();
-    // The document is the field's parent, already read in this tenant.
-    let v = version_of(db, document_id, version).await?;
-    let ttl = Duration::from_secs(state.settings.storage.url_ttl_secs);
-    let expires_at = Utc::now() + chrono::Duration::seconds(i64::try_from(ttl.as_secs()).unwrap_or(300));
-    let url = match state.objects.presigned_get(&v.storage_key, ttl).await.map_err(storage_failed)? {
-        Some(url) => url,
-        None => {
-            let grant = sign_grant(state, db.tenant(), ttl, &DownloadGrant { doc: document_id, ver: v.id })?;
-            format!("/files/{grant}")
-        }
-    };
-    r.audit(Event {
-        action: "document.download_url",
-        target_type: "document",
-        target_id: Some(document_id),
-        changes: Some(json!({ "version": v.version })),
-    })
-    .await?;
-    Ok(DownloadLink { url, expires_at })
-}
-
 /// What a signed file grant carries; `PURPOSE` keeps one kind from being
 /// used as another.
 pub trait Grant: serde::Serialize + serde::de::DeserializeOwned {
     const PURPOSE: &'static str;
-}
-
-/// A download link: one version of one document.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct DownloadGrant {
-    pub doc: Uuid,
-    pub ver: Uuid,
-}
-
-impl Grant for DownloadGrant {
-    const PURPOSE: &'static str = "download";
-}
-
-impl Grant for UploadGrant {
-    const PURPOSE: &'static str = "upload";
 }
 
 pub fn sign_grant<G: Grant>(state: &AppState, tenant: Uuid, ttl: Duration, grant: &G) -> ApiResult<String> {
@@ -422,7 +345,7 @@ pub async fn delete_document(r: &RequestContext, id: Uuid) -> ApiResult<()> {
     if !store::documents::delete(db, id).await? {
         return Err(ApiError::NotFound("document"));
     }
-    recount_usage(db).await?;
+    quota::recount_usage(db).await?;
     r.audit(Event {
         action: "document.delete",
         target_type: "document",
@@ -432,112 +355,22 @@ pub async fn delete_document(r: &RequestContext, id: Uuid) -> ApiResult<()> {
     .await
 }
 
-/// A direct upload the client was allowed to make: what the grant carries.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct UploadGrant {
-    pub doc: Uuid,
-    pub ver: Uuid,
-    /// For a new document: its owner and name. For a new version: none.
-    pub project: Option<Uuid>,
-    pub client: Option<Uuid>,
-    pub name: Option<String>,
-    pub content_type: String,
-    pub size: u64,
-}
-
-/// What a client needs to upload directly.
-#[derive(Debug, Clone)]
-pub struct DirectUpload {
-    pub url: String,
-    pub headers: Vec<(String, String)>,
-    pub token: String,
-    pub expires_at: DateTime<Utc>,
-}
-
-/// Permission to PUT one file straight to storage (presigned on S3, a
-/// signed link on local storage), bound to its content type and size.
-/// Nothing is recorded until `confirm_upload`.
-pub async fn request_upload(
-    state: &AppState,
-    r: &RequestContext,
-    target: Result<(Owner, String), Uuid>,
-    content_type: &str,
-    size: u64,
-) -> ApiResult<DirectUpload> {
-    let db = r.db()?.as_ref();
-    // The bytes are checked against the type at confirmation.
-    let content_type = content_type_input(content_type)?;
-    let (doc, project, client, name) = match target {
-        Ok((owner, name)) => {
-            let name = document_name(Some(&name), "")?;
-            let (p, c) = match owner {
-                Owner::Project(p) => (Some(p), None),
-                Owner::Client(c) => (None, Some(c)),
-            };
-            store::documents::check_owner(db, p, c).await?;
-            (Uuid::now_v7(), p, c, Some(name))
-        }
-        Err(doc) => {
-            store::documents::by_id(db, doc).await?.ok_or(ApiError::NotFound("document"))?;
-            (doc, None, None, None)
-        }
-    };
-    precheck(state, db, size).await?;
-    let grant = UploadGrant { doc, ver: Uuid::now_v7(), project, client, name, content_type: content_type.clone(), size };
-    let ttl = Duration::from_secs(state.settings.storage.url_ttl_secs);
-    let expires_at = Utc::now() + chrono::Duration::seconds(i64::try_from(ttl.as_secs()).unwrap_or(300));
-    let token = sign_grant(state, db.tenant(), ttl, &grant)?;
-    let key = objects::version_key(db.tenant(), grant.ver);
-    let url = match state.objects.presigned_put(&key, ttl, &content_type).await.map_err(storage_failed)? {
-        Some(url) => url,
-        None => format!("/files/{token}"),
-    };
-    let headers = vec![("content-type".to_owned(), content_type), ("content-length".to_owned(), size.to_string())];
-    Ok(DirectUpload { url, headers, token, expires_at })
-}
-
-/// Records a direct upload after checking the object: it exists, has the
-/// size it was granted for, its bytes match its type, and the quota takes it.
-/// A refused object is removed.
-pub async fn confirm_upload(state: &AppState, r: &RequestContext, token: &str) -> ApiResult<documents::Model> {
-    let db = r.db()?.as_ref();
-    let grant: UploadGrant = open_grant(state, db.tenant(), token).ok_or_else(|| ApiError::BadUserInput { field: "uploadToken", message: "is not a valid, unexpired upload token of this agency".into() })?;
-    let key = objects::version_key(db.tenant(), grant.ver);
-    if version_by_key(db, &key).await?.is_some() {
-        return Err(ApiError::Conflict("this upload is already confirmed".into()));
-    }
-    let stored = match state.objects.inspect(&key).await {
-        Ok(found) => found,
-        Err(StorageError::NotFound) => {
-            return Err(ApiError::BadUserInput { field: "uploadToken", message: "nothing was uploaded for this token yet".into() });
-        }
-        Err(e) => return Err(storage_failed(e)),
-    };
-    or_discard(state, &key, async {
-        if stored.size != grant.size {
-            let message = format!("the upload has {} bytes, but {} were declared", stored.size, grant.size);
-            return Err(ApiError::BadUserInput { field: "uploadToken", message });
-        }
-        checked_content_type(Some(&grant.content_type), &stored.head).map(|_| ())
-    })
-    .await?;
-    match grant.name {
-        Some(name) => record_new(state, r, (grant.doc, grant.ver), key, name, &grant.content_type, &stored, grant.project, grant.client).await,
-        None => record_version(state, r, grant.doc, grant.ver, key, &grant.content_type, &stored).await,
-    }
-}
-
-pub async fn version_by_key(db: &TenantDb, key: &str) -> ApiResult<Option<document_versions::Model>> {
-    Ok(document_versions::Entity::find()
-        .filter(document_versions::Column::TenantId.eq(db.tenant()))
-        .filter(document_versions::Column::StorageKey.eq(key))
-        .one(db)
-        .await?)
-}
-
 pub async fn version_of_id(db: &TenantDb, id: Uuid) -> ApiResult<Option<document_versions::Model>> {
     Ok(document_versions::Entity::find_by_id(id)
         .filter(document_versions::Column::TenantId.eq(db.tenant()))
         .one(db)
         .await?)
+}
+
+/// What the request left to do once its transaction has ended (`committed`
+/// says whether it committed): keep or remove its staged files, and record
+/// the download links it issued.
+pub async fn after_request(state: &AppState, r: &RequestContext, committed: bool) {
+    let Ok(tenant) = r.tenant().map(|t| t.id) else { return };
+    if let Some(staged) = r.extension::<StagedUploads>() {
+        staged.settle(state, tenant, committed).await;
+    }
+    if let Some(links) = r.extension::<links::IssuedLinks>() {
+        links.record(state, r, tenant).await;
+    }
 }

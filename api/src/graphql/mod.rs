@@ -4,6 +4,7 @@
 
 mod connection;
 mod guards;
+pub mod limits;
 pub mod loaders;
 mod mutation;
 mod query;

@@ -2,7 +2,7 @@
 
 use async_graphql::{EmptySubscription, Schema};
 
-use super::{mutation::Mutation, query::Query};
+use super::{limits::CostLimit, mutation::Mutation, query::Query};
 
 pub type AppSchema = Schema<Query, Mutation, EmptySubscription>;
 
@@ -15,7 +15,7 @@ pub struct SchemaOptions {
 pub fn build_schema(options: SchemaOptions) -> AppSchema {
     let mut builder = Schema::build(Query::default(), Mutation::default(), EmptySubscription)
         .limit_depth(12)
-        .limit_complexity(1_000)
+        .extension(CostLimit)
         .limit_recursive_depth(32)
         .limit_directives(16);
     if options.production {

@@ -1,7 +1,8 @@
 //! Signed links for local storage: `GET /files/{grant}` downloads a version,
-//! `PUT /files/{grant}` takes a direct upload. The grant is checked on every
-//! use: signature, expiry, purpose, and the tenant of the host it arrives on;
-//! a download also needs its version's row to still exist.
+//! `PUT /files/{grant}` takes a direct upload to its staging key. The grant
+//! is checked on every use: signature, expiry, purpose, and the tenant of the
+//! host it arrives on; a download also needs its version's row to still
+//! exist, and an upload a grant not yet confirmed.
 
 use futures::TryStreamExt as _;
 use poem::{
@@ -84,9 +85,20 @@ async fn take_upload(req: &Request, grant: &str, state: &AppState, body: Body) -
     if req.header("content-length").and_then(|v| v.parse::<u64>().ok()) != Some(grant.size) {
         return Err(ApiError::PayloadTooLarge(format!("the upload must be exactly {} bytes, as granted", grant.size)));
     }
+    // Confirmed bytes live under the version's key and never change; the
+    // grant has done its work. (A PUT racing the confirmation only changes
+    // the staging object, which the confirmation no longer reads.)
+    let db = state.db.scoped(tenant);
+    let reservation = store::upload_reservations::by_id(&db, grant.ver).await;
+    db.finish(true).await?;
+    match reservation? {
+        Some(r) if r.confirmed_at.is_none() => {}
+        Some(_) => return Err(files::direct::already_confirmed()),
+        None => return Err(refused()),
+    }
     use tokio::io::AsyncReadExt as _;
     let reader = body.into_async_read().take(grant.size);
-    let key = objects::version_key(tenant, grant.ver);
+    let key = objects::staging_key(tenant, grant.ver);
     state.objects.put_stream(&key, reader, &grant.content_type).await.map_err(|e| {
         tracing::error!(error = ?anyhow::Error::from(e), "storing a direct upload");
         ApiError::Unavailable("file storage")

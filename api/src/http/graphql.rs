@@ -107,6 +107,7 @@ pub async fn graphql(req: &Request, Data(state): Data<&AppState>, body: Body) ->
         let err: async_graphql::Error = ApiError::from(e).into();
         response = async_graphql::Response::from_errors(vec![err.into_server_error(Default::default())]);
     }
+    crate::files::after_request(state, &ctx, response.errors.is_empty()).await;
     let retry_after = unavailable_status(&response, commit);
     let mut resp = GraphQLResponse(response).into_response();
     if let Some(secs) = retry_after {
@@ -159,7 +160,7 @@ async fn read_request(
         // What authentication wrote commits now, so no transaction (and no
         // pooled connection) stays open while the files move.
         ctx.db()?.finish(true).await.map_err(ApiError::internal)?;
-        return super::multipart::read(content_type, body, limits, &state.objects, tenant).await;
+        return super::multipart::read(content_type, declared, body, state, ctx, tenant).await;
     }
     // A plain GraphQL body is read into memory: it gets a small limit of its own.
     let max = max.min(MAX_JSON_BODY);

@@ -2,10 +2,15 @@
 //! S3 API (SeaweedFS, MinIO, AWS) in production.
 //!
 //! Every key is built here from server-generated ids only
-//! (`{tenant}/documents/{document}/{version}`); nothing a user typed ever
-//! reaches a key or a path.
+//! (`{tenant}/documents/{version}` for a version's bytes,
+//! `{tenant}/uploads/{version}` for a direct upload on its way); nothing a
+//! user typed ever reaches a key or a path.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    collections::BTreeSet,
+    sync::{Arc, Mutex, PoisonError},
+    time::Duration,
+};
 
 use anyhow::Context as _;
 use bytes::Bytes;
@@ -37,10 +42,16 @@ pub struct Objects {
     /// Streaming uploads at once (`storage.max_concurrent_uploads`): each
     /// holds up to three parts in memory.
     uploads: Arc<tokio::sync::Semaphore>,
+    /// Keys whose removal failed or had to wait, removed by `retry_discards`.
+    pending: Arc<Mutex<BTreeSet<String>>>,
 }
 
 /// How long an upload waits for a slot before it is refused as busy.
 const UPLOAD_SLOT_WAIT: Duration = Duration::from_secs(5);
+
+/// At most this many keys wait for a retried removal; past that, the
+/// sweeper's full pass finds what is left.
+const MAX_PENDING: usize = 10_000;
 
 /// A stored object's facts, as computed while its bytes went by.
 #[derive(Debug, Clone)]
@@ -93,6 +104,18 @@ pub fn version_key(tenant: Uuid, version: Uuid) -> String {
     format!("{tenant}/documents/{version}")
 }
 
+/// The key a direct upload is PUT to. Its bytes are copied to the version's
+/// key when the upload is confirmed, so no grant can reach bytes a version
+/// points at.
+pub fn staging_key(tenant: Uuid, version: Uuid) -> String {
+    format!("{tenant}/uploads/{version}")
+}
+
+/// Whether `key` is a direct upload's staging key.
+pub fn is_staging_key(key: &str) -> bool {
+    key.split('/').nth(1) == Some("uploads")
+}
+
 /// The prefix of everything a tenant stores.
 pub fn tenant_prefix(tenant: Uuid) -> String {
     format!("{tenant}/")
@@ -107,7 +130,7 @@ impl Objects {
                 std::fs::create_dir_all(&dir)
                     .with_context(|| format!("creating {} (setting storage.local_dir)", dir.display()))?;
                 let store = Arc::new(LocalFileSystem::new_with_prefix(&dir)?);
-                Ok(Self { store, s3: None, backend: s.backend, uploads: upload_slots(s.max_concurrent_uploads) })
+                Ok(Self { store, s3: None, backend: s.backend, uploads: upload_slots(s.max_concurrent_uploads), pending: Arc::default() })
             }
             StorageBackend::S3 => {
                 // A few quick retries, then a clear error: an API request
@@ -141,7 +164,7 @@ impl Objects {
                     (None, _) => {}
                 }
                 let s3 = Arc::new(b.build().context("configuring S3 storage (settings storage.s3_*)")?);
-                Ok(Self { store: s3.clone(), s3: Some(s3), backend: s.backend, uploads: upload_slots(s.max_concurrent_uploads) })
+                Ok(Self { store: s3.clone(), s3: Some(s3), backend: s.backend, uploads: upload_slots(s.max_concurrent_uploads), pending: Arc::default() })
             }
         }
     }
@@ -262,6 +285,49 @@ impl Objects {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// Removes an object now or, if storage fails, on a later
+    /// `retry_discards`: for bytes nothing points at.
+    pub async fn discard(&self, key: &str) {
+        if let Err(e) = self.delete(key).await {
+            tracing::warn!(error = ?anyhow::Error::from(e), key, "removing unreferenced bytes failed; retrying later");
+            self.discard_later([key.to_owned()]);
+        }
+    }
+
+    /// Queues keys for the next `retry_discards`, without waiting (for
+    /// places that cannot await, such as `Drop`).
+    pub fn discard_later(&self, keys: impl IntoIterator<Item = String>) {
+        let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        for key in keys {
+            if pending.len() >= MAX_PENDING {
+                tracing::warn!(key, "too many removals waiting; the full sweep will find this one");
+                continue;
+            }
+            pending.insert(key);
+        }
+    }
+
+    /// Removes what `discard` and `discard_later` left; keys storage still
+    /// refuses wait for the next call. Returns how many were removed.
+    pub async fn retry_discards(&self) -> usize {
+        let keys = std::mem::take(&mut *self.pending.lock().unwrap_or_else(PoisonError::into_inner));
+        let mut removed = 0;
+        let mut failed = Vec::new();
+        for key in keys {
+            match self.delete(&key).await {
+                Ok(()) => removed += 1,
+                Err(_) => failed.push(key),
+            }
+        }
+        self.discard_later(failed);
+        removed
+    }
+
+    /// Copies an object within the store (server-side on S3).
+    pub async fn copy(&self, from: &str, to: &str) -> Result<(), StorageError> {
+        Ok(self.store.copy(&Path::from(from), &Path::from(to)).await?)
     }
 
     /// Everything under `prefix`.

@@ -1,7 +1,7 @@
 //! Document records of one tenant (the bytes arrive with object storage).
 
 use chrono::Utc;
-use entity::documents;
+use entity::{document_versions, documents};
 use sea_orm::{ActiveModelTrait as _, ActiveValue::Set, ColumnTrait, DbErr, EntityTrait, QueryFilter, QuerySelect as _};
 use uuid::Uuid;
 
@@ -40,6 +40,21 @@ pub async fn check_owner(db: &TenantDb, project: Option<Uuid>, client: Option<Uu
 
 pub async fn by_id(db: &TenantDb, id: Uuid) -> ApiResult<Option<documents::Model>> {
     Ok(documents::Entity::find_by_id(id).filter(documents::Column::TenantId.eq(db.tenant())).one(db).await?)
+}
+
+/// Inserts a document. Its owner (`"project"` or `"client"`) was checked,
+/// but a concurrent delete may still win: that is NOT_FOUND, not INTERNAL.
+pub async fn insert(db: &TenantDb, model: documents::ActiveModel, owner: &'static str) -> ApiResult<documents::Model> {
+    documents::Entity::insert(model).exec_with_returning(db).await.map_err(|e| super::not_found_on_foreign_key(e, owner))
+}
+
+/// Inserts a version of a document (NOT_FOUND if the document is gone).
+pub async fn insert_version(db: &TenantDb, model: document_versions::ActiveModel) -> ApiResult<()> {
+    document_versions::Entity::insert(model)
+        .exec_without_returning(db)
+        .await
+        .map_err(|e| super::not_found_on_foreign_key(e, "document"))?;
+    Ok(())
 }
 
 /// The document, locked until the transaction ends (on PostgreSQL; SQLite

@@ -17,6 +17,7 @@ pub mod revocations;
 pub mod scoped;
 pub mod sessions;
 pub mod tenants;
+pub mod upload_reservations;
 pub mod users;
 pub mod validate;
 
@@ -298,6 +299,17 @@ where
 pub(crate) fn conflict_on_unique(err: DbErr, message: &str) -> crate::error::ApiError {
     if matches!(err.sql_err(), Some(sea_orm::SqlErr::UniqueConstraintViolation(_))) {
         crate::error::ApiError::Conflict(message.to_owned())
+    } else {
+        err.into()
+    }
+}
+
+/// A foreign-key violation means a row this one points at is gone (a
+/// concurrent delete between a check and an insert): the caller's `what`
+/// is not found. Anything else is internal.
+pub(crate) fn not_found_on_foreign_key(err: DbErr, what: &'static str) -> crate::error::ApiError {
+    if matches!(err.sql_err(), Some(sea_orm::SqlErr::ForeignKeyConstraintViolation(_))) {
+        crate::error::ApiError::NotFound(what)
     } else {
         err.into()
     }

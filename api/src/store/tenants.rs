@@ -43,12 +43,9 @@ pub fn validate_subdomain(subdomain: &str) -> ApiResult<()> {
     Ok(())
 }
 
-pub fn validate_name(name: &str) -> ApiResult<()> {
-    let len = name.trim().chars().count();
-    if len == 0 || len > 200 {
-        return Err(ApiError::BadUserInput { field: "name", message: "must be 1 to 200 characters".into() });
-    }
-    Ok(())
+/// An agency's name, as the field `field` (`name` on the CLI, `agencyName` at sign-up).
+pub fn validate_name(field: &'static str, name: &str) -> ApiResult<String> {
+    super::validate::name(field, name, 200)
 }
 
 fn validate_custom_domain(domain: &str) -> ApiResult<()> {
@@ -63,7 +60,7 @@ fn validate_custom_domain(domain: &str) -> ApiResult<()> {
 /// transaction by sign-up; the CLI creates tenants on their own.
 #[tracing::instrument(skip(conn))]
 pub async fn create(conn: &impl ConnectionTrait, id: Uuid, new: NewTenant) -> ApiResult<tenants::Model> {
-    validate_name(&new.name)?;
+    let name = validate_name("name", &new.name)?;
     validate_subdomain(&new.subdomain)?;
     if let Some(domain) = &new.custom_domain {
         validate_custom_domain(domain)?;
@@ -71,7 +68,7 @@ pub async fn create(conn: &impl ConnectionTrait, id: Uuid, new: NewTenant) -> Ap
     let now = Utc::now();
     let model = tenants::ActiveModel {
         id: Set(id),
-        name: Set(new.name.trim().to_owned()),
+        name: Set(name),
         subdomain: Set(new.subdomain.clone()),
         custom_domain: Set(new.custom_domain.clone()),
         is_active: Set(true),

@@ -41,15 +41,6 @@ pub fn normalize_email(email: &str) -> ApiResult<String> {
     }
 }
 
-pub fn check_name(field: &'static str, name: &str) -> ApiResult<String> {
-    let name = name.trim();
-    let len = name.chars().count();
-    if len == 0 || len > 100 || name.chars().any(char::is_control) {
-        return Err(ApiError::BadUserInput { field, message: "must be 1 to 100 characters, without control characters".into() });
-    }
-    Ok(name.to_owned())
-}
-
 pub async fn create(db: &TenantDb, new: NewUser) -> ApiResult<users::Model> {
     let now = Utc::now();
     let model = users::ActiveModel {

@@ -3,7 +3,7 @@
 //! dataloaders. Built fresh for every request and dropped with it, so nothing
 //! here is ever shared between requests or tenants.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::{
     auth::Principal,
@@ -21,6 +21,10 @@ pub struct RequestContext {
     pub principal: Principal,
     pub client: ClientInfo,
     scope: Option<Scope>,
+    /// What services above this layer keep for the rest of the request
+    /// (files staged by a multipart body, download links issued), by type;
+    /// the HTTP layer settles them once the transaction has ended.
+    extensions: Mutex<poem::http::Extensions>,
 }
 
 #[derive(Debug)]
@@ -37,7 +41,18 @@ impl RequestContext {
             let db = Arc::new(db.scoped_reader(t.id));
             Scope { loaders: Loaders::new(db.clone()), db }
         });
-        Self { request_id, resolved, principal: Principal::Anonymous, client, scope }
+        Self { request_id, resolved, principal: Principal::Anonymous, client, scope, extensions: Mutex::default() }
+    }
+
+    /// The request's `T`, if something put one there.
+    pub fn extension<T: Send + Sync + 'static>(&self) -> Option<Arc<T>> {
+        self.extensions.lock().unwrap_or_else(PoisonError::into_inner).get::<Arc<T>>().cloned()
+    }
+
+    /// The request's `T`, made by `make` on first use.
+    pub fn extension_or_insert_with<T: Send + Sync + 'static>(&self, make: impl FnOnce() -> T) -> Arc<T> {
+        let mut extensions = self.extensions.lock().unwrap_or_else(PoisonError::into_inner);
+        extensions.get_or_insert_with(|| Arc::new(make())).clone()
     }
 
     pub fn client_ip(&self) -> Option<std::net::IpAddr> {

@@ -59,7 +59,6 @@ struct Rule {
 const ON_API_HOST_AS: [&str; 8] = [OK, UNAUTH, UNAUTH, UNAUTH, "TENANT_REQUIRED", "TENANT_REQUIRED", UNAUTH, OK];
 
 fn rules() -> Vec<Rule> {
-    let user_read = [UNAUTH, FORBID, OK, OK, OK, OK, UNAUTH, UNAUTH];
     let signed_in = [UNAUTH, OK, OK, OK, FORBID, FORBID, UNAUTH, UNAUTH];
     let admin_only = [UNAUTH, FORBID, OK, OK, FORBID, FORBID, UNAUTH, UNAUTH];
     let platform = [UNAUTH, UNAUTH, UNAUTH, UNAUTH, "TENANT_REQUIRED", "TENANT_REQUIRED", UNAUTH, OK];
@@ -73,8 +72,8 @@ fn rules() -> Vec<Rule> {
         Rule { field: "tenant", at: Where::Tenant, op: "{ tenant { id } }", expect: [OK, OK, OK, OK, OK, OK, UNAUTH, UNAUTH] },
         Rule { field: "me", at: Where::Tenant, op: "{ me { id } }", expect: signed_in },
         Rule { field: "mySessions", at: Where::Tenant, op: "{ mySessions { id } }", expect: signed_in },
-        Rule { field: "users", at: Where::Tenant, op: "{ users { id } }", expect: user_read },
-        Rule { field: "user", at: Where::Tenant, op: "{ user(id: \"{victim}\") { id } }", expect: user_read },
+        Rule { field: "users", at: Where::Tenant, op: "{ users { id } }", expect: admin_only },
+        Rule { field: "user", at: Where::Tenant, op: "{ user(id: \"{victim}\") { id } }", expect: admin_only },
         Rule { field: "apiKeys", at: Where::Tenant, op: "{ apiKeys { id } }", expect: admin_only },
         Rule { field: "clients", at: Where::Tenant, op: "{ clients { edges { node { id } } } }", expect: domain_read },
         Rule { field: "client", at: Where::Tenant, op: "{ client(id: \"{client}\") { id } }", expect: domain_read },

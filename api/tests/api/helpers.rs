@@ -474,28 +474,47 @@ pub async fn wait_for_port(port: u16) {
     panic!("nothing listens on 127.0.0.1:{port}");
 }
 
-/// Runs the same test body on both backends: `mod name { sqlite, postgres }`.
-macro_rules! on_both_backends {
-    ($(#[$meta:meta])* async fn $name:ident($app:ident) $body:block) => {
+/// Runs one test body on each of several apps: `mod name { case, ... }`,
+/// each case a test that builds its app with the given expression.
+macro_rules! on_apps {
+    ($(#[$meta:meta])* async fn $name:ident($app:ident) $body:block $($case:ident => $make:expr),+) => {
         mod $name {
             #[allow(unused_imports)]
             use super::*;
             $(#[$meta])*
             async fn run($app: crate::helpers::TestApp) $body
 
-            #[tokio::test]
-            async fn sqlite() {
-                run(crate::helpers::TestApp::new(crate::helpers::Backend::Sqlite).await).await
-            }
-
-            #[tokio::test]
-            async fn postgres() {
-                run(crate::helpers::TestApp::new(crate::helpers::Backend::Postgres).await).await
-            }
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    run($make.await).await
+                }
+            )+
         }
     };
 }
+pub(crate) use on_apps;
+
+/// Runs the same test body on both backends: `mod name { sqlite, postgres }`.
+macro_rules! on_both_backends {
+    ($(#[$meta:meta])* async fn $name:ident($app:ident) $body:block) => {
+        crate::helpers::on_apps!($(#[$meta])* async fn $name($app) $body
+            sqlite => crate::helpers::TestApp::new(crate::helpers::Backend::Sqlite),
+            postgres => crate::helpers::TestApp::new(crate::helpers::Backend::Postgres));
+    };
+}
 pub(crate) use on_both_backends;
+
+/// Runs the same test body on the SQLite and local-files default and on
+/// PostgreSQL with S3: `mod name { local, s3 }`.
+macro_rules! on_local_and_s3 {
+    ($(#[$meta:meta])* async fn $name:ident($app:ident) $body:block) => {
+        crate::helpers::on_apps!($(#[$meta])* async fn $name($app) $body
+            local => crate::helpers::TestApp::new(crate::helpers::Backend::Sqlite),
+            s3 => crate::helpers::TestApp::builder(crate::helpers::Backend::Postgres).with_s3().build());
+    };
+}
+pub(crate) use on_local_and_s3;
 
 /// A TCP relay in front of the real S3 server: stopping it makes the server
 /// unreachable for one test's app alone. With a budget, it cuts every

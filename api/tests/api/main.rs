@@ -4,6 +4,7 @@
 //! (SeaweedFS) servers, started by `scripts/test.sh`; the core also runs on
 //! the embedded SQLite default.
 
+mod abuse_files;
 mod authz_matrix;
 mod cli;
 mod domain;

@@ -31,7 +31,9 @@ async fn seed_all_tables(conn: &mut PgConnection, tenant: Uuid) {
          INSERT INTO document_versions (id, tenant_id, document_id, version, storage_key, content_type, size_bytes, checksum_sha256, created_at)
            VALUES (gen_random_uuid(), '{t}', '{d}', 1, '{t}/{d}/1', 'application/pdf', 1, 'c', now());
          INSERT INTO audit_events (id, tenant_id, action, target_type, request_id, created_at)
-           VALUES (gen_random_uuid(), '{t}', 'test', 'test', 'r', now());",
+           VALUES (gen_random_uuid(), '{t}', 'test', 'test', 'r', now());
+         INSERT INTO upload_reservations (id, tenant_id, size_bytes, expires_at, created_at)
+           VALUES (gen_random_uuid(), '{t}', 1, now(), now());",
         t = tenant,
         u = Uuid::now_v7(),
         c = Uuid::now_v7(),

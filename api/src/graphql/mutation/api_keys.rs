@@ -8,7 +8,7 @@ use crate::{
         parse_id, request, state,
         types::{CreateApiKeyInput, CreatedApiKey},
     },
-    store::{self, audit::Event},
+    store::{self, audit::Event, validate},
 };
 
 #[derive(Default)]
@@ -22,10 +22,7 @@ impl ApiKeyMutation {
     async fn create_api_key(&self, ctx: &Context<'_>, input: CreateApiKeyInput) -> async_graphql::Result<CreatedApiKey> {
         let r = request(ctx)?;
         let me = r.principal.user().ok_or(ApiError::Unauthenticated)?;
-        let name = input.name.trim().to_owned();
-        if name.is_empty() || name.chars().count() > 100 {
-            return Err(ApiError::BadUserInput { field: "name", message: "must be 1 to 100 characters".into() }.into());
-        }
+        let name = validate::name("name", &input.name, 100)?;
         if input.expires_at.is_some_and(|at| at <= chrono::Utc::now()) {
             return Err(ApiError::BadUserInput { field: "expiresAt", message: "must be in the future".into() }.into());
         }

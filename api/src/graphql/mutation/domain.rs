@@ -14,7 +14,7 @@ use crate::{
             enum_name,
         },
     },
-    files::{self, Owner, Staged, StagedUploads},
+    files::{self, Owner},
     startup::AppState,
     store::{self, audit::Event, validate},
     tenancy::RequestContext,
@@ -27,14 +27,6 @@ fn owner(project: Option<&ID>, client: Option<&ID>) -> ApiResult<Owner> {
         (None, Some(c)) => Ok(Owner::Client(parse_id(c, "client")?)),
         _ => Err(ApiError::BadUserInput { field: "projectId", message: "give exactly one of projectId and clientId".into() }),
     }
-}
-
-/// The uploaded file of a field, as the HTTP layer streamed it to storage.
-fn incoming(ctx: &Context<'_>, file: &Upload) -> ApiResult<Staged> {
-    ctx.data_opt::<StagedUploads>()
-        .and_then(|staged| staged.0.get(**file))
-        .cloned()
-        .ok_or_else(|| ApiError::BadUserInput { field: "file", message: "no file was sent for this field (multipart request spec)".into() })
 }
 
 async fn audit(r: &RequestContext, action: &str, target_type: &str, target: uuid::Uuid, changes: Option<Value>) -> ApiResult<()> {
@@ -81,7 +73,7 @@ impl DomainMutation {
     async fn create_client(&self, ctx: &Context<'_>, input: CreateClientInput) -> async_graphql::Result<Client> {
         let r = request(ctx)?;
         let model = entity::clients::ActiveModel {
-            name: Set(validate::text("name", &input.name, 200, false)?),
+            name: Set(validate::name("name", &input.name, 200)?),
             email: Set(validate::optional_email(input.email.as_deref())?),
             phone: Set(validate::optional_phone(input.phone.as_deref())?),
             status: Set(enum_name(input.status).into()),
@@ -103,7 +95,7 @@ impl DomainMutation {
         let mut model: entity::clients::ActiveModel = current.into();
         let mut changes = Changes::default();
         if let Some(name) = input.name {
-            let name = validate::text("name", &name, 200, false)?;
+            let name = validate::name("name", &name, 200)?;
             changes.add("name", name.clone());
             model.name = Set(name);
         }
@@ -138,7 +130,7 @@ impl DomainMutation {
             return Err(ApiError::NotFound("client").into());
         }
         if cascade {
-            files::recount_usage(r.db()?).await?;
+            files::quota::recount_usage(r.db()?).await?;
         }
         audit(r, "client.delete", "client", id, Some(json!({ "cascade": cascade }))).await?;
         Ok(true)
@@ -149,7 +141,7 @@ impl DomainMutation {
         let r = request(ctx)?;
         let client = parse_id(&input.client_id, "client")?;
         let model = entity::projects::ActiveModel {
-            name: Set(validate::text("name", &input.name, 200, false)?),
+            name: Set(validate::name("name", &input.name, 200)?),
             description: Set(validate::optional_text("description", input.description.as_deref(), 10_000, true)?),
             status: Set(enum_name(input.status).into()),
             due_date: Set(input.due_date),
@@ -170,7 +162,7 @@ impl DomainMutation {
         let mut model: entity::projects::ActiveModel = current.into();
         let mut changes = Changes::default();
         if let Some(name) = input.name {
-            let name = validate::text("name", &name, 200, false)?;
+            let name = validate::name("name", &name, 200)?;
             changes.add("name", name.clone());
             model.name = Set(name);
         }
@@ -208,7 +200,7 @@ impl DomainMutation {
             return Err(ApiError::NotFound("project").into());
         }
         if cascade {
-            files::recount_usage(r.db()?).await?;
+            files::quota::recount_usage(r.db()?).await?;
         }
         audit(r, "project.delete", "project", id, Some(json!({ "cascade": cascade }))).await?;
         Ok(true)
@@ -222,7 +214,7 @@ impl DomainMutation {
         let r = request(ctx)?;
         let state = ctx.data::<AppState>()?;
         let owner = owner(input.project_id.as_ref(), input.client_id.as_ref())?;
-        let incoming = incoming(ctx, &input.file)?;
+        let incoming = files::incoming(r, input.file.0)?;
         Ok(files::upload_document(state, r, owner, input.name.as_deref(), incoming).await?.into())
     }
 
@@ -233,7 +225,7 @@ impl DomainMutation {
         let r = request(ctx)?;
         let state = ctx.data::<AppState>()?;
         let id = parse_id(&document_id, "document")?;
-        let incoming = incoming(ctx, &file)?;
+        let incoming = files::incoming(r, file.0)?;
         Ok(files::upload_version(state, r, id, incoming).await?.into())
     }
 
@@ -287,7 +279,7 @@ impl DomainMutation {
         let id = parse_id(&id, "document")?;
         let current = store::documents::by_id(db, id).await?.ok_or(ApiError::NotFound("document"))?;
         let mut model: entity::documents::ActiveModel = current.into();
-        let name = validate::text("name", &input.name, 255, false)?;
+        let name = validate::name("name", &input.name, 255)?;
         model.name = Set(name.clone());
         let doc = store::documents::update(db, model).await?;
         audit(r, "document.update", "document", doc.id, Some(json!({ "name": name }))).await?;

@@ -24,7 +24,7 @@ pub struct DomainQuery;
 #[Object]
 impl DomainQuery {
     /// The agency's clients, oldest first; at most 100 a page.
-    #[graphql(guard = "RoleAtLeast(Role::Member).or(KeyScope(Scope::Read))")]
+    #[graphql(guard = "RoleAtLeast(Role::Member).or(KeyScope(Scope::Read))", complexity = "crate::graphql::limits::connection_cost(first, last, child_complexity)")]
     async fn clients(
         &self,
         ctx: &Context<'_>,
@@ -50,7 +50,7 @@ impl DomainQuery {
     }
 
     /// The agency's projects, oldest first; at most 100 a page.
-    #[graphql(guard = "RoleAtLeast(Role::Member).or(KeyScope(Scope::Read))")]
+    #[graphql(guard = "RoleAtLeast(Role::Member).or(KeyScope(Scope::Read))", complexity = "crate::graphql::limits::connection_cost(first, last, child_complexity)")]
     async fn projects(
         &self,
         ctx: &Context<'_>,
@@ -77,7 +77,7 @@ impl DomainQuery {
     }
 
     /// The agency's documents, oldest first; at most 100 a page.
-    #[graphql(guard = "RoleAtLeast(Role::Member).or(KeyScope(Scope::Read))")]
+    #[graphql(guard = "RoleAtLeast(Role::Member).or(KeyScope(Scope::Read))", complexity = "crate::graphql::limits::connection_cost(first, last, child_complexity)")]
     async fn documents(
         &self,
         ctx: &Context<'_>,
@@ -104,7 +104,7 @@ impl DomainQuery {
     }
 
     /// Who changed what, newest last (owners and admins).
-    #[graphql(guard = "RoleAtLeast(Role::Admin)")]
+    #[graphql(guard = "RoleAtLeast(Role::Admin)", complexity = "crate::graphql::limits::connection_cost(first, last, child_complexity)")]
     async fn audit_events(
         &self,
         ctx: &Context<'_>,

@@ -1,10 +1,10 @@
 use async_graphql::{Context, ID, Object};
 
 use crate::{
-    auth::{Role, Scope},
+    auth::Role,
     error::ApiError,
     graphql::{
-        guards::{KeyScope, RoleAtLeast, SignedIn},
+        guards::{RoleAtLeast, SignedIn},
         parse_id, request,
         types::{ApiKey, Session, User},
     },
@@ -33,15 +33,16 @@ impl IdentityQuery {
         Ok(rows.into_iter().map(|row| Session::from_row(row, me.session_id)).collect())
     }
 
-    /// The agency's users (admins and owners, or an API key).
-    #[graphql(guard = "RoleAtLeast(Role::Admin).or(KeyScope(Scope::Read))")]
+    /// The agency's users (admins and owners). API keys act on the agency's
+    /// data, never on its users: they may not list them either.
+    #[graphql(guard = "RoleAtLeast(Role::Admin)")]
     async fn users(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<User>> {
         let r = request(ctx)?;
         Ok(store::users::list(r.db()?).await?.into_iter().map(User::from).collect())
     }
 
-    /// One user of the agency.
-    #[graphql(guard = "RoleAtLeast(Role::Admin).or(KeyScope(Scope::Read))")]
+    /// One user of the agency (admins and owners).
+    #[graphql(guard = "RoleAtLeast(Role::Admin)")]
     async fn user(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<User> {
         let r = request(ctx)?;
         let id = parse_id(&id, "user")?;

@@ -33,7 +33,7 @@ impl TenantQuery {
     /// The agency's storage quota and use.
     #[graphql(guard = "RoleAtLeast(Role::Member).or(KeyScope(Scope::Read))")]
     async fn storage_usage(&self, ctx: &Context<'_>) -> async_graphql::Result<StorageUsage> {
-        let (quota_bytes, used_bytes) = crate::files::usage(request(ctx)?.db()?).await?;
+        let (quota_bytes, used_bytes) = crate::files::quota::usage(request(ctx)?.db()?).await?;
         let state = ctx.data::<crate::startup::AppState>()?;
         Ok(StorageUsage { quota_bytes, used_bytes, max_file_bytes: state.settings.storage.max_file_bytes })
     }

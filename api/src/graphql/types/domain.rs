@@ -73,6 +73,7 @@ impl From<entity::clients::Model> for Client {
 #[ComplexObject]
 impl Client {
     /// The client's first projects, oldest first.
+    #[graphql(complexity = "crate::graphql::limits::list_cost(first, child_complexity)")]
     async fn projects(&self, ctx: &Context<'_>, #[graphql(default = 20)] first: i32) -> async_graphql::Result<Vec<Project>> {
         let key = (self.uuid, nested_first(first)?);
         let found = request(ctx)?.loaders()?.projects_of_client.load_one(key).await.map_err(ApiError::internal)?;
@@ -120,6 +121,7 @@ impl Project {
     }
 
     /// The project's first documents, oldest first.
+    #[graphql(complexity = "crate::graphql::limits::list_cost(first, child_complexity)")]
     async fn documents(&self, ctx: &Context<'_>, #[graphql(default = 5)] first: i32) -> async_graphql::Result<Vec<Document>> {
         let key = (self.uuid, nested_first(first)?);
         let found = request(ctx)?.loaders()?.documents_of_project.load_one(key).await.map_err(ApiError::internal)?;
@@ -186,7 +188,9 @@ impl Document {
     }
 
     /// A short-lived link to a version's bytes (the current one by default).
-    /// Issuing it is recorded in the audit trail.
+    /// Issuing links is recorded in the audit trail, once per request. Each
+    /// link costs 10 of a query's complexity budget.
+    #[graphql(complexity = "crate::graphql::limits::LINK_COST + child_complexity")]
     async fn download_url(&self, ctx: &Context<'_>, version: Option<i32>) -> async_graphql::Result<DownloadLink> {
         let state = ctx.data::<crate::startup::AppState>()?;
         let link = crate::files::download_link(state, request(ctx)?, self.uuid, version).await?;
