@@ -38,6 +38,9 @@ pub enum ApiError {
     TooComplex { cost: usize, limit: usize, link_cost: usize },
     /// A dependency (database, Redis, storage) cannot be reached.
     Unavailable(&'static str),
+    /// The connection to the database broke while the request's change was
+    /// being committed: it may or may not have been saved.
+    OutcomeUnknown,
     Internal(anyhow::Error),
 }
 
@@ -69,6 +72,7 @@ impl ApiError {
             Self::QuotaExceeded { .. } => "QUOTA_EXCEEDED",
             Self::TooComplex { .. } => "QUERY_TOO_COMPLEX",
             Self::Unavailable(_) => "SERVICE_UNAVAILABLE",
+            Self::OutcomeUnknown => "OUTCOME_UNKNOWN",
             Self::Internal(_) => "INTERNAL",
         }
     }
@@ -86,7 +90,7 @@ impl ApiError {
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::QuotaExceeded { .. } => StatusCode::INSUFFICIENT_STORAGE,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable(_) | Self::OutcomeUnknown => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -114,6 +118,7 @@ impl ApiError {
                 "this query costs {cost} and one request may cost {limit}: a list multiplies what it selects by its page size, and each downloadUrl costs {link_cost}; ask for smaller pages or fewer links"
             ),
             Self::Unavailable(what) => format!("{what} is unavailable right now; try again in a few seconds"),
+            Self::OutcomeUnknown => "the connection to the database broke while this change was being saved, so it may or may not have been saved: check (for example by reading what it created) before sending it again".into(),
             Self::Internal(cause) => {
                 let id = Uuid::now_v7();
                 tracing::error!(error_id = %id, error = ?cause, "internal error");
@@ -127,7 +132,7 @@ impl ApiError {
     pub fn retry_after(&self) -> Option<u64> {
         match self {
             Self::RateLimited { retry_after, .. } => Some(*retry_after),
-            Self::Unavailable(_) => Some(UNAVAILABLE_RETRY_AFTER),
+            Self::Unavailable(_) | Self::OutcomeUnknown => Some(UNAVAILABLE_RETRY_AFTER),
             _ => None,
         }
     }

@@ -47,7 +47,9 @@ pub fn error_response(err: ApiError) -> Response {
 /// as a permanent failure.
 fn unavailable_status(response: &async_graphql::Response, committed: bool) -> Option<u64> {
     let unavailable = response.errors.iter().any(|e| {
-        e.extensions.as_ref().and_then(|x| x.get("code")).is_some_and(|c| *c == async_graphql::Value::from("SERVICE_UNAVAILABLE"))
+        e.extensions.as_ref().and_then(|x| x.get("code")).is_some_and(|c| {
+            *c == async_graphql::Value::from("SERVICE_UNAVAILABLE") || *c == async_graphql::Value::from("OUTCOME_UNKNOWN")
+        })
     });
     (unavailable && !committed).then_some(crate::error::UNAVAILABLE_RETRY_AFTER)
 }
@@ -103,8 +105,10 @@ pub async fn graphql(req: &Request, Data(state): Data<&AppState>, body: Body) ->
     let mut response = state.schema.execute(gql.data(ctx.clone()).data(state.clone())).await;
     let mut commit = response.errors.is_empty();
     if let Err(e) = ctx.finish(commit).await {
+        // A COMMIT whose answer never came may have been applied.
+        let err = if commit && crate::error::db_unreachable(&e) { ApiError::OutcomeUnknown } else { ApiError::from(e) };
         commit = false;
-        let err: async_graphql::Error = ApiError::from(e).into();
+        let err: async_graphql::Error = err.into();
         response = async_graphql::Response::from_errors(vec![err.into_server_error(Default::default())]);
     }
     crate::files::after_request(state, &ctx, response.errors.is_empty()).await;

@@ -318,6 +318,15 @@ on_both_backends! {
         let owner = app.sign_up("acme").await;
         let member = app.add_user(&owner, "acme", "mia", "MEMBER").await;
         assert_eq!(app.login("acme", "mia@acme.com", "wrong horse battery staple").await.code(), Some("INVALID_CREDENTIALS"));
+        // A failed sign-in is audited after its answer (its cost must not
+        // tell whether the account exists): wait for it.
+        let trail = "{ auditEvents(first: 100) { edges { node { action } } } }";
+        for _ in 0..50 {
+            if app.gql_as(&host("acme"), &owner.access, trail).await.body.to_string().contains("auth.login_failed") {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
         app.gql_as(&host("acme"), &owner.access, &format!("mutation {{ deactivateUser(id: \"{}\") {{ id }} }}", member.user_id)).await;
         app.api_key(&owner, "acme", "READ").await;
         app.gql_as(&host("acme"), &owner.access, "mutation { logout }").await;
