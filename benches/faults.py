@@ -595,7 +595,9 @@ async def fault_lock(ph):
         "-c", "BEGIN; LOCK TABLE clients IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(12); COMMIT;",
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
     )
+    pidfile("lock-psql", SVC.lock_psql.pid)
     _, err = await SVC.lock_psql.communicate()
+    pidfile("lock-psql", None)
     ph.heal_at = now()
     ph.notes.append(f"ACCESS EXCLUSIVE on clients held {ph.heal_at - ph.fault_at:.1f} s (psql exit {SVC.lock_psql.returncode}{', ' + err.decode().strip() if err.strip() else ''})")
 

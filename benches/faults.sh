@@ -50,9 +50,13 @@ if [ "$(id -u)" -eq 0 ]; then
 fi
 export FAULTS_AS_PG
 
+DRIVER=
 cleanup() {
   local f pid
-  # The driver stops everything itself; this is for when it could not.
+  # The driver stops everything itself; this is for when it could not (it
+  # failed, or this script was interrupted): first the driver, so that it
+  # starts nothing more, then every process it left a pid file for.
+  if [ -n "$DRIVER" ] && kill -0 "$DRIVER" 2>/dev/null; then kill -9 "$DRIVER" 2>/dev/null || true; fi
   for f in "$FAULTS_WORK"/pids/*.pid; do
     [ -f "$f" ] || continue
     pid=$(cat "$f")
@@ -64,5 +68,12 @@ cleanup() {
   if [ -n "${KEEP_WORK:-}" ]; then echo "faults: work directory kept: $FAULTS_WORK" >&2; else rm -rf "$FAULTS_WORK"; fi
 }
 trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
-python3 benches/faults.py
+python3 benches/faults.py &
+DRIVER=$!
+rc=0
+wait "$DRIVER" || rc=$?
+DRIVER=
+exit "$rc"
