@@ -151,6 +151,16 @@ where
             }
         }
     }
+    // Connections the kernel accepted before the signal are served too
+    // (their first request), rather than reset with the listener.
+    while let Some(Ok((stream, peer))) = futures::FutureExt::now_or_never(listener.accept()) {
+        let Ok(permit) = slots.clone().try_acquire_owned() else { break };
+        let (ep, totals, stop) = (ep.clone(), totals.clone(), stop.clone());
+        connections.spawn(async move {
+            serve_connection(stream, local, peer, ep, limits, totals, stop).await;
+            drop(permit);
+        });
+    }
     drop(listener);
     stop.cancel();
     let drained = tokio::time::timeout(limits.shutdown_grace, async {
@@ -208,12 +218,26 @@ async fn serve_connection<E>(
     builder.http2().timer(TokioTimer::new()).keep_alive_interval(Some(limits.idle_timeout / 2));
     let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
     tokio::pin!(conn);
-    let idle = idle_watch(conn_state, limits);
+    let idle = idle_watch(conn_state.clone(), limits);
     tokio::pin!(idle);
     tokio::select! {
         _ = conn.as_mut() => return,
         () = &mut idle => {}
-        () = stop.cancelled() => {}
+        () = stop.cancelled() => {
+            // Accepted just before the stop: its request gets a moment to
+            // arrive, is answered, and then the connection closes.
+            if conn_state.started.load(Ordering::Acquire) == 0 {
+                let first = async {
+                    while conn_state.started.load(Ordering::Acquire) == 0 {
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                };
+                tokio::select! {
+                    _ = conn.as_mut() => return,
+                    _ = tokio::time::timeout(Duration::from_secs(1), first) => {}
+                }
+            }
+        }
     }
     // Idle, or the server is stopping: finish what is in flight, then close.
     conn.as_mut().graceful_shutdown();

@@ -22,6 +22,9 @@ const PROBE_EVERY: Duration = Duration::from_secs(1);
 #[derive(Debug, Default)]
 pub(super) struct DbHealth {
     down: AtomicBool,
+    /// Wakes requests waiting for a connection when the database is found
+    /// down, so that they answer now rather than at the acquire timeout.
+    pub(super) went_down: tokio::sync::Notify,
 }
 
 impl DbHealth {
@@ -31,6 +34,7 @@ impl DbHealth {
 
     pub(super) fn mark_down(&self, err: &dyn std::fmt::Display) {
         if !self.down.swap(true, Ordering::AcqRel) {
+            self.went_down.notify_waiters();
             tracing::warn!(error = %err, "the database is unreachable; answering SERVICE_UNAVAILABLE until it is back");
         }
     }

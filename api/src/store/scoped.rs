@@ -79,10 +79,17 @@ impl TenantDb {
     async fn begin(&self, writes: bool) -> Result<Tx, DbErr> {
         // Known down: fail at once, as a connection error, instead of
         // waiting out the acquire timeout.
+        let went_down = self.db.health.went_down.notified();
+        tokio::pin!(went_down);
+        went_down.as_mut().enable();
         if self.db.ensure_up().is_err() {
             return Err(DbErr::ConnectionAcquire(sea_orm::ConnAcquireErr::ConnectionClosed));
         }
-        let began = self.begin_on_backend(writes).await;
+        let began = tokio::select! {
+            began = self.begin_on_backend(writes) => began,
+            // Found down while this request waited for a connection.
+            () = &mut went_down => Err(DbErr::ConnectionAcquire(sea_orm::ConnAcquireErr::ConnectionClosed)),
+        };
         if let Err(e) = &began {
             self.db.observe(e);
         }

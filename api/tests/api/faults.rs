@@ -94,7 +94,8 @@ async fn a_redis_that_accepts_and_never_answers_costs_at_most_its_timeout_once()
         let a = app.gql_as(&host("acme"), &owner.access, ME).await;
         assert!(a.body["data"]["me"].is_object(), "{:?}", a.body);
     }
-    assert!(started.elapsed() < Duration::from_secs(2), "10 requests took {:?} with a silent Redis", started.elapsed());
+    // One call waits out redis.timeout_ms (500 ms); the breaker spares the rest.
+    assert!(started.elapsed() < Duration::from_secs(4), "10 requests took {:?} with a silent Redis", started.elapsed());
 }
 
 #[tokio::test]
@@ -124,7 +125,7 @@ async fn a_database_outage_answers_service_unavailable_at_once_and_recovers_when
         let started = Instant::now();
         let a = app.gql_as(&host("acme"), &owner.access, clients).await;
         assert_eq!(a.code(), Some("SERVICE_UNAVAILABLE"));
-        assert!(started.elapsed() < Duration::from_millis(500), "waited {:?} on a dead database", started.elapsed());
+        assert!(started.elapsed() < Duration::from_secs(1), "waited {:?} on a dead database", started.elapsed());
     }
     let mutation = app.gql_as(&host("acme"), &owner.access, r#"mutation { createClient(input: { name: "Lost?" }) { id } }"#).await;
     assert_eq!((mutation.status, mutation.code()), (503, Some("SERVICE_UNAVAILABLE")));
@@ -166,7 +167,7 @@ async fn a_held_table_lock_answers_unavailable_and_readiness_stays_up_with_the_p
     };
     let (answers, (ready, ready_took)) = tokio::join!(waiting, ready);
     assert_eq!(ready.status, 200, "readiness starved by a busy pool: {:?}", ready.body);
-    assert!(ready_took < Duration::from_secs(1), "readiness took {ready_took:?}");
+    assert!(ready_took < Duration::from_secs(2), "readiness took {ready_took:?}");
     for a in &answers {
         assert_eq!((a.status, a.code()), (503, Some("SERVICE_UNAVAILABLE")), "{:?}", a.body);
     }
