@@ -194,6 +194,18 @@ impl From<sea_orm::DbErr> for ApiError {
     }
 }
 
+/// A dataloader's (shared) database error, classified the same way.
+impl From<std::sync::Arc<sea_orm::DbErr>> for ApiError {
+    fn from(err: std::sync::Arc<sea_orm::DbErr>) -> Self {
+        if db_unavailable(&err) {
+            tracing::warn!(error = %err, "database unavailable");
+            Self::Unavailable("the database")
+        } else {
+            Self::Internal(anyhow::anyhow!("{err:?}"))
+        }
+    }
+}
+
 fn sqlx_error(err: &sea_orm::DbErr) -> Option<&sea_orm::sqlx::Error> {
     use sea_orm::{DbErr, RuntimeErr};
     match err {

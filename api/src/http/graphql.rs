@@ -163,7 +163,7 @@ async fn read_request(
         }
         // What authentication wrote commits now, so no transaction (and no
         // pooled connection) stays open while the files move.
-        ctx.db()?.finish(true).await.map_err(ApiError::internal)?;
+        ctx.db()?.finish(true).await.map_err(ApiError::from)?;
         return super::multipart::read(content_type, declared, body, state, ctx, tenant).await;
     }
     // A plain GraphQL body is read into memory: it gets a small limit of its own.

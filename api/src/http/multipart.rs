@@ -66,7 +66,7 @@ fn bad(message: impl Into<String>) -> ApiError {
 async fn room(state: &AppState, tenant: Uuid) -> Result<(i64, i64, u64), ApiError> {
     let db = state.db.scoped(tenant);
     let usage = quota::usage(&db).await;
-    db.finish(true).await.map_err(ApiError::internal)?;
+    db.finish(true).await.map_err(ApiError::from)?;
     let (quota, used) = usage?;
     Ok((quota, used, u64::try_from(quota.saturating_sub(used)).unwrap_or(0)))
 }

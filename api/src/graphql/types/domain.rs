@@ -76,7 +76,7 @@ impl Client {
     #[graphql(complexity = "crate::graphql::limits::list_cost(first, child_complexity)")]
     async fn projects(&self, ctx: &Context<'_>, #[graphql(default = 20)] first: i32) -> async_graphql::Result<Vec<Project>> {
         let key = (self.uuid, nested_first(first)?);
-        let found = request(ctx)?.loaders()?.projects_of_client.load_one(key).await.map_err(ApiError::internal)?;
+        let found = request(ctx)?.loaders()?.projects_of_client.load_one(key).await.map_err(ApiError::from)?;
         Ok(found.unwrap_or_default().into_iter().map(Project::from).collect())
     }
 }
@@ -116,7 +116,7 @@ impl From<entity::projects::Model> for Project {
 #[ComplexObject]
 impl Project {
     async fn client(&self, ctx: &Context<'_>) -> async_graphql::Result<Client> {
-        let found = request(ctx)?.loaders()?.clients.load_one(self.client_id).await.map_err(ApiError::internal)?;
+        let found = request(ctx)?.loaders()?.clients.load_one(self.client_id).await.map_err(ApiError::from)?;
         Ok(found.ok_or(ApiError::NotFound("client"))?.into())
     }
 
@@ -124,7 +124,7 @@ impl Project {
     #[graphql(complexity = "crate::graphql::limits::list_cost(first, child_complexity)")]
     async fn documents(&self, ctx: &Context<'_>, #[graphql(default = 5)] first: i32) -> async_graphql::Result<Vec<Document>> {
         let key = (self.uuid, nested_first(first)?);
-        let found = request(ctx)?.loaders()?.documents_of_project.load_one(key).await.map_err(ApiError::internal)?;
+        let found = request(ctx)?.loaders()?.documents_of_project.load_one(key).await.map_err(ApiError::from)?;
         Ok(found.unwrap_or_default().into_iter().map(Document::from).collect())
     }
 }
@@ -173,17 +173,17 @@ impl From<entity::documents::Model> for Document {
 impl Document {
     async fn project(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Project>> {
         let Some(id) = self.project_id else { return Ok(None) };
-        Ok(request(ctx)?.loaders()?.projects.load_one(id).await.map_err(ApiError::internal)?.map(Project::from))
+        Ok(request(ctx)?.loaders()?.projects.load_one(id).await.map_err(ApiError::from)?.map(Project::from))
     }
 
     async fn client(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Client>> {
         let Some(id) = self.client_id else { return Ok(None) };
-        Ok(request(ctx)?.loaders()?.clients.load_one(id).await.map_err(ApiError::internal)?.map(Client::from))
+        Ok(request(ctx)?.loaders()?.clients.load_one(id).await.map_err(ApiError::from)?.map(Client::from))
     }
 
     /// Every stored version, oldest first.
     async fn versions(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<DocumentVersion>> {
-        let found = request(ctx)?.loaders()?.versions_of_document.load_one(self.uuid).await.map_err(ApiError::internal)?;
+        let found = request(ctx)?.loaders()?.versions_of_document.load_one(self.uuid).await.map_err(ApiError::from)?;
         Ok(found.unwrap_or_default().into_iter().map(DocumentVersion::from).collect())
     }
 
@@ -200,7 +200,7 @@ impl Document {
     /// Who uploaded it (absent when an API key did, or the user is gone).
     async fn uploader(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<User>> {
         let Some(id) = self.uploaded_by else { return Ok(None) };
-        Ok(request(ctx)?.loaders()?.users.load_one(id).await.map_err(ApiError::internal)?.map(User::from))
+        Ok(request(ctx)?.loaders()?.users.load_one(id).await.map_err(ApiError::from)?.map(User::from))
     }
 }
 
