@@ -91,6 +91,13 @@ pub enum PlatformAdminAction {
         #[arg(long)]
         email: String,
     },
+    /// Deactivate a platform administrator: they can no longer sign in, and
+    /// the access tokens they hold stop working on every replica within a
+    /// second.
+    Deactivate {
+        #[arg(long)]
+        email: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -165,6 +172,7 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             Ok(())
         }
         Command::PlatformAdmin { action: PlatformAdminAction::Create { email } } => create_platform_admin(email, settings).await,
+        Command::PlatformAdmin { action: PlatformAdminAction::Deactivate { email } } => deactivate_platform_admin(email, settings).await,
         Command::Tenant { action: TenantAction::Create { name, subdomain, custom_domain } } => {
             let state = AppState::connect(settings).await?;
             let tenant = store::tenants::create(
@@ -207,6 +215,20 @@ async fn create_platform_admin(email: String, settings: Settings) -> anyhow::Res
         .await
         .map_err(|e| anyhow::anyhow!("could not create the administrator: {}", describe(e)))?;
     println!("{}", serde_json::json!({ "id": admin.id, "email": admin.email }));
+    Ok(())
+}
+
+async fn deactivate_platform_admin(email: String, settings: Settings) -> anyhow::Result<()> {
+    let email = normalize_email(&email).map_err(|e| anyhow::anyhow!("{}", describe(e)))?;
+    let state = AppState::connect(settings).await?;
+    let conn = state.db.platform();
+    let admin = store::platform::admin_by_email(conn, &email)
+        .await
+        .map_err(|e| anyhow::anyhow!("{}", describe(e)))?
+        .ok_or_else(|| anyhow::anyhow!("no platform administrator has the email {email}"))?;
+    store::platform::set_admin_active(conn, admin.id, false).await.map_err(|e| anyhow::anyhow!("{}", describe(e)))?;
+    state.auth.revocations.cut_admin(conn, admin.id).await.map_err(|e| anyhow::anyhow!("{}", describe(e)))?;
+    println!("{}", serde_json::json!({ "id": admin.id, "email": admin.email, "isActive": false }));
     Ok(())
 }
 

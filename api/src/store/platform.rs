@@ -29,6 +29,14 @@ pub async fn admin_by_email(conn: &impl ConnectionTrait, email: &str) -> ApiResu
     Ok(platform_admins::Entity::find().filter(platform_admins::Column::Email.eq(email)).one(conn).await?)
 }
 
+pub async fn set_admin_active(conn: &impl ConnectionTrait, id: Uuid, active: bool) -> ApiResult<platform_admins::Model> {
+    let model = platform_admins::Entity::find_by_id(id).one(conn).await?.ok_or(ApiError::NotFound("platform administrator"))?;
+    let mut m: platform_admins::ActiveModel = model.into();
+    m.is_active = Set(active);
+    m.updated_at = Set(Utc::now());
+    Ok(m.update(conn).await?)
+}
+
 pub async fn tenants(conn: &impl ConnectionTrait) -> ApiResult<Vec<tenants::Model>> {
     Ok(tenants::Entity::find().order_by_asc(tenants::Column::CreatedAt).order_by_asc(tenants::Column::Id).all(conn).await?)
 }

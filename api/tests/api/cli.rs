@@ -169,3 +169,45 @@ async fn keys_and_platform_admins_are_managed_from_the_command_line() {
     let (ok, out) = run(&["platform-admin", "create", "--email", "weak@aggios.test"], "password\n").await;
     assert!(!ok && out.contains("password"), "{out}");
 }
+
+#[tokio::test]
+async fn deactivating_a_platform_administrator_from_the_command_line_ends_their_tokens_on_a_running_server() {
+    use crate::helpers::{API_HOST, Backend, PASSWORD, TestApp};
+    let app = TestApp::new(Backend::Postgres).await;
+    let token = app.platform_admin().await;
+    let tenants = "{ platformTenants { id } }";
+    assert!(app.gql_as(API_HOST, &token, tenants).await.body["data"]["platformTenants"].is_array());
+    let admin_email: String = {
+        use sea_orm::EntityTrait as _;
+        let admins = entity::platform_admins::Entity::find().all(app.state.db.platform()).await.unwrap();
+        admins[0].email.clone()
+    };
+
+    let dir = tempfile::tempdir().unwrap();
+    let url = app.pg.as_ref().unwrap().url.clone();
+    let out = aggios()
+        .current_dir(dir.path())
+        .args(["platform-admin", "deactivate", "--email", &admin_email])
+        .env("AGGIOS_DATABASE_URL", &url)
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    // Another process ended it: the running server learns it from the
+    // database within its reload interval.
+    let started = std::time::Instant::now();
+    loop {
+        let a = app.gql_as(API_HOST, &token, tenants).await;
+        if a.code() == Some("UNAUTHENTICATED") {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(5), "still served: {:?}", a.body);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let again = app
+        .gql_vars(API_HOST, &[], "mutation($e: String!, $p: String!) { platformLogin(email: $e, password: $p) { accessToken } }",
+            serde_json::json!({ "e": admin_email, "p": PASSWORD }))
+        .await;
+    assert_eq!(again.code(), Some("INVALID_CREDENTIALS"));
+}
