@@ -185,24 +185,23 @@ impl From<ApiError> for async_graphql::Error {
 /// bug (`INTERNAL`). The cause is logged either way.
 impl From<sea_orm::DbErr> for ApiError {
     fn from(err: sea_orm::DbErr) -> Self {
-        if db_unavailable(&err) {
-            tracing::warn!(error = %err, "database unavailable");
-            Self::Unavailable("the database")
-        } else {
-            Self::Internal(err.into())
-        }
+        if unavailable_logged(&err) { Self::Unavailable("the database") } else { Self::Internal(err.into()) }
     }
+}
+
+/// [`db_unavailable`], with the cause logged when it is.
+fn unavailable_logged(err: &sea_orm::DbErr) -> bool {
+    let unavailable = db_unavailable(err);
+    if unavailable {
+        tracing::warn!(error = %err, "database unavailable");
+    }
+    unavailable
 }
 
 /// A dataloader's (shared) database error, classified the same way.
 impl From<std::sync::Arc<sea_orm::DbErr>> for ApiError {
     fn from(err: std::sync::Arc<sea_orm::DbErr>) -> Self {
-        if db_unavailable(&err) {
-            tracing::warn!(error = %err, "database unavailable");
-            Self::Unavailable("the database")
-        } else {
-            Self::Internal(anyhow::anyhow!("{err:?}"))
-        }
+        if unavailable_logged(&err) { Self::Unavailable("the database") } else { Self::Internal(anyhow::anyhow!("{err:?}")) }
     }
 }
 

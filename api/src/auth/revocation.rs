@@ -129,10 +129,8 @@ impl Revocations {
     /// Loads the durable list, then keeps reloading it in the background
     /// for as long as this value (or a clone) lives.
     pub async fn start(&self, db: Database) -> anyhow::Result<()> {
-        self.reload(&db).await?;
+        reload(&self.inner, &db).await?;
         let weak: Weak<Inner> = Arc::downgrade(&self.inner);
-        let cache = self.cache.clone();
-        let ttl = self.ttl;
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(RELOAD_EVERY);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -141,8 +139,7 @@ impl Revocations {
             loop {
                 tick.tick().await;
                 let Some(inner) = weak.upgrade() else { return };
-                let this = Revocations { cache: cache.clone(), ttl, inner };
-                match this.reload(&db).await {
+                match reload(&inner, &db).await {
                     Ok(()) if failing => {
                         failing = false;
                         tracing::info!("the revocation list reloads again");
@@ -162,23 +159,6 @@ impl Revocations {
                 }
             }
         });
-        Ok(())
-    }
-
-    async fn reload(&self, db: &Database) -> Result<(), sea_orm::DbErr> {
-        let rows = revocations::live(db.platform()).await?;
-        let mut known = Known::default();
-        for r in &rows {
-            known.add(r);
-        }
-        {
-            let mut local = write(&self.inner.local);
-            local.retain(|(at, _)| at.elapsed() < KEEP_LOCAL);
-            for (_, r) in local.iter() {
-                known.add(r);
-            }
-        }
-        *write(&self.inner.known) = known;
         Ok(())
     }
 
@@ -253,6 +233,25 @@ impl Revocations {
         let keys: Vec<String> = which.iter().map(marker_key).collect();
         self.cache.get_many(&keys).await.unwrap_or_default()
     }
+}
+
+/// Replaces the local copy with the durable list, keeping what this replica
+/// ended lately (its transaction may still be committing).
+async fn reload(inner: &Inner, db: &Database) -> Result<(), sea_orm::DbErr> {
+    let rows = revocations::live(db.platform()).await?;
+    let mut known = Known::default();
+    for r in &rows {
+        known.add(r);
+    }
+    {
+        let mut local = write(&inner.local);
+        local.retain(|(at, _)| at.elapsed() < KEEP_LOCAL);
+        for (_, r) in local.iter() {
+            known.add(r);
+        }
+    }
+    *write(&inner.known) = known;
+    Ok(())
 }
 
 /// A token issued before the cut is refused. Both instants come from the

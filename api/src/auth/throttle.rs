@@ -32,7 +32,7 @@ pub struct LoginThrottle {
     cache: Arc<dyn Cache>,
     /// This process's counts, always kept; alone they decide while the
     /// shared cache cannot answer.
-    fallback: Arc<MemoryCache>,
+    local: Arc<MemoryCache>,
     per_pair: u64,
     per_address: u64,
     per_account: u64,
@@ -71,7 +71,7 @@ impl LoginThrottle {
     pub fn new(cache: Arc<dyn Cache>, s: &AuthSettings) -> Self {
         Self {
             cache,
-            fallback: Arc::new(MemoryCache::new()),
+            local: Arc::new(MemoryCache::new()),
             per_pair: s.login_failures_per_account_and_address.into(),
             per_address: s.login_failures_per_address.into(),
             per_account: s.login_failures_per_account.into(),
@@ -90,7 +90,7 @@ impl LoginThrottle {
             0 => ApiError::RateLimited { retry_after, why: "too many failed sign-ins for this account from this address" },
             _ => ApiError::RateLimited { retry_after, why: "too many failed sign-ins from this address" },
         };
-        let local = self.fallback.reserve(&counters, self.window).await.map_err(|e| ApiError::internal(anyhow::anyhow!("{e}")))?;
+        let local = self.local.reserve(&counters, self.window).await.map_err(|e| ApiError::internal(anyhow::anyhow!("{e}")))?;
         let mut counts = local.map_err(refused)?;
         let shared = match self.cache.reserve(&counters, self.window).await {
             Ok(Ok(shared_counts)) => {
@@ -116,7 +116,7 @@ impl LoginThrottle {
 
     /// This process's counters, and the shared ones when `shared`.
     fn stores(&self, shared: bool) -> Vec<&dyn Cache> {
-        let mut stores: Vec<&dyn Cache> = vec![self.fallback.as_ref()];
+        let mut stores: Vec<&dyn Cache> = vec![self.local.as_ref()];
         if shared {
             stores.push(self.cache.as_ref());
         }

@@ -44,6 +44,21 @@ end
 return 0
 ";
 
+/// One PING on a pooled connection, waiting at least a second: the probe's
+/// and readiness's question, asked past the breaker.
+async fn ping(pool: &bb8::Pool<RedisConnectionManager>, timeout: Duration) -> Result<(), CacheError> {
+    let attempt = async {
+        let mut conn = pool.get().await.map_err(|e| e.to_string())?;
+        redis::cmd("PING").query_async::<String>(&mut *conn).await.map_err(|e| e.to_string())
+    };
+    match tokio::time::timeout(timeout.max(Duration::from_secs(1)), attempt).await {
+        Ok(Ok(pong)) if pong == "PONG" => Ok(()),
+        Ok(Ok(other)) => Err(CacheError::Unavailable(format!("unexpected PING reply {other}"))),
+        Ok(Err(e)) => Err(CacheError::Unavailable(e)),
+        Err(_) => Err(CacheError::Unavailable("no answer to PING".into())),
+    }
+}
+
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
 }
@@ -69,11 +84,7 @@ impl RedisCache {
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(cooldown).await;
-                let ping = async {
-                    let mut conn = pool.get().await.ok()?;
-                    redis::cmd("PING").query_async::<String>(&mut *conn).await.ok()
-                };
-                if let Ok(Some(_)) = tokio::time::timeout(timeout.max(Duration::from_secs(1)), ping).await {
+                if ping(&pool, timeout).await.is_ok() {
                     breaker.close();
                     return;
                 }
@@ -175,16 +186,7 @@ impl Cache for RedisCache {
     async fn ping(&self) -> Result<(), CacheError> {
         // Readiness probes Redis even while the breaker is open: it is how an
         // operator sees that it is back.
-        let attempt = async {
-            let mut conn = self.pool.get().await.map_err(|e| e.to_string())?;
-            redis::cmd("PING").query_async::<String>(&mut *conn).await.map_err(|e| e.to_string())
-        };
-        match tokio::time::timeout(self.timeout.max(Duration::from_secs(1)), attempt).await {
-            Ok(Ok(pong)) if pong == "PONG" => Ok(()),
-            Ok(Ok(other)) => Err(CacheError::Unavailable(format!("unexpected PING reply {other}"))),
-            Ok(Err(e)) => Err(CacheError::Unavailable(e)),
-            Err(_) => Err(CacheError::Unavailable("no answer to PING".into())),
-        }
+        ping(&self.pool, self.timeout).await
     }
 
     fn backend_name(&self) -> &'static str {

@@ -117,6 +117,15 @@ where
     let stop = CancellationToken::new();
     let mut connections = tokio::task::JoinSet::new();
     let mut last_refusal_log: Option<Instant> = None;
+    // Serves one accepted connection in the set, holding its slot until it ends.
+    let spawn = |stream: tokio::net::TcpStream, peer: SocketAddr, permit: tokio::sync::OwnedSemaphorePermit| {
+        let _ = stream.set_nodelay(true);
+        let (ep, totals, stop) = (ep.clone(), totals.clone(), stop.clone());
+        async move {
+            serve_connection(stream, local, peer, ep, limits, totals, stop).await;
+            drop(permit);
+        }
+    };
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -140,14 +149,7 @@ where
                     drop(stream);
                     continue;
                 };
-                let _ = stream.set_nodelay(true);
-                let ep = ep.clone();
-                let totals = totals.clone();
-                let stop = stop.clone();
-                connections.spawn(async move {
-                    serve_connection(stream, local, peer, ep, limits, totals, stop).await;
-                    drop(permit);
-                });
+                connections.spawn(spawn(stream, peer, permit));
             }
         }
     }
@@ -155,11 +157,7 @@ where
     // (their first request), rather than reset with the listener.
     while let Some(Ok((stream, peer))) = futures::FutureExt::now_or_never(listener.accept()) {
         let Ok(permit) = slots.clone().try_acquire_owned() else { break };
-        let (ep, totals, stop) = (ep.clone(), totals.clone(), stop.clone());
-        connections.spawn(async move {
-            serve_connection(stream, local, peer, ep, limits, totals, stop).await;
-            drop(permit);
-        });
+        connections.spawn(spawn(stream, peer, permit));
     }
     drop(listener);
     stop.cancel();

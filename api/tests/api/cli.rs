@@ -5,7 +5,8 @@ use std::{process::Stdio, time::Duration};
 
 use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _, BufReader};
 
-fn aggios() -> tokio::process::Command {
+/// The real binary, with no `AGGIOS_*` of the test's environment.
+pub(crate) fn aggios() -> tokio::process::Command {
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_aggios"));
     for (key, _) in std::env::vars() {
         if key.starts_with("AGGIOS_") {

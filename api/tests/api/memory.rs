@@ -23,13 +23,7 @@ async fn post(client: &reqwest::Client, url: &str, host: &str, body: serde_json:
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rss_returns_after_a_burst_of_wrong_sign_ins() {
     let dir = tempfile::tempdir().unwrap();
-    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_aggios"));
-    for (key, _) in std::env::vars() {
-        if key.starts_with("AGGIOS_") {
-            cmd.env_remove(key);
-        }
-    }
-    let mut server = cmd
+    let mut server = crate::cli::aggios()
         .current_dir(dir.path())
         .args(["serve"])
         .env("AGGIOS_SERVER_PORT", "0")
@@ -38,7 +32,6 @@ async fn rss_returns_after_a_burst_of_wrong_sign_ins() {
         .env("AGGIOS_AUTH_LOGIN_FAILURES_PER_ADDRESS", "100000")
         .env("AGGIOS_AUTH_HASH_CONCURRENCY", "4")
         .stdout(std::process::Stdio::piped())
-        .kill_on_drop(true)
         .spawn()
         .unwrap();
     let pid = server.id().unwrap();
