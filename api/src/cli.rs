@@ -11,7 +11,8 @@ use crate::{
     auth::{keyring::Keyring, password::check_policy},
     config::Settings,
     graphql::{SchemaOptions, build_schema},
-    startup::{AppState, Application, shutdown_signal},
+    startup::{Application, shutdown_signal},
+    state::AppState,
     store::{self, tenants::NewTenant, users::normalize_email},
 };
 
@@ -152,7 +153,7 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Storage { action: StorageAction::Sweep { grace_secs } } => {
             let grace = std::time::Duration::from_secs(grace_secs.unwrap_or(settings.storage.sweep_grace_secs));
             let state = AppState::connect(settings).await?;
-            let done = crate::files::sweep::sweep(&state, grace).await?;
+            let done = crate::files::sweep::sweep(&state.files, grace).await?;
             println!(
                 "{}",
                 serde_json::json!({ "tenants": done.tenants, "objectsSeen": done.objects_seen, "removed": done.removed, "grantsExpired": done.grants_expired })
@@ -251,7 +252,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     println!("Aggios is listening on http://{addr}");
     println!("  GraphQL:    http://{addr}/graphql");
     println!("  Playground: http://{addr}/playground");
-    crate::files::sweep::spawn_periodic(state.clone());
+    crate::files::sweep::spawn_periodic(state.files.clone());
     app.run_until(shutdown_signal()).await?;
     Ok(())
 }

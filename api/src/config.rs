@@ -325,7 +325,7 @@ impl Settings {
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if !crate::tenancy::is_hostname(&self.server.base_domain) {
+        if !crate::net::is_hostname(&self.server.base_domain) {
             return Err(invalid("server.base_domain", "must be a host name such as `aggios.app`"));
         }
         if let Some(url) = &self.database.url {

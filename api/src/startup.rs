@@ -1,78 +1,11 @@
-//! Building the application: connect the adapters the settings choose, build
-//! the schema, bind the listener. Tests call the same `build` with port 0.
+//! Starting the application: connect what the settings choose (see
+//! `state`), bind the listener, serve until a shutdown signal. Tests call the
+//! same `build` with port 0.
 
-use std::{net::SocketAddr, sync::Arc, time::Duration};
+use std::{net::SocketAddr, time::Duration};
 
 use anyhow::Context as _;
-use secrecy::ExposeSecret;
-
-use crate::{
-    auth::Auth,
-    cache::{Cache, MemoryCache, RedisCache},
-    config::Settings,
-    graphql::{AppSchema, SchemaOptions, build_schema},
-    http,
-    objects::Objects,
-    store::{self, Database},
-    tenancy::TenantResolver,
-};
-
-/// What every request shares. Cheap to clone.
-#[derive(Clone)]
-pub struct AppState {
-    pub settings: Arc<Settings>,
-    pub db: Database,
-    pub cache: Arc<dyn Cache>,
-    pub objects: Objects,
-    pub tenants: TenantResolver,
-    pub auth: Auth,
-    pub schema: AppSchema,
-}
-
-impl AppState {
-    /// Connects everything the settings name. Runs migrations first when
-    /// `database.migrate_on_start` says so (by default on SQLite only).
-    pub async fn connect(settings: Settings) -> anyhow::Result<Self> {
-        // Migrations first: they create the runtime role the pool switches to.
-        let migrate = settings.database.migrate_on_start.unwrap_or(!settings.database_url().starts_with("postgres"));
-        if migrate {
-            let owner = store::connect_owner(&settings).await?;
-            store::migrate_up(&owner).await.context("running migrations")?;
-            owner.close().await.context("closing the migration connection")?;
-        }
-        let db = Database::connect(&settings).await?;
-        let cache: Arc<dyn Cache> = match &settings.redis.url {
-            Some(url) => Arc::new(
-                RedisCache::new(
-                    url.expose_secret(),
-                    &settings.redis.key_prefix,
-                    settings.redis.pool_size,
-                    Duration::from_millis(settings.redis.timeout_ms),
-                    Duration::from_millis(settings.redis.breaker_cooldown_ms),
-                )
-                .context("configuring Redis (setting redis.url)")?,
-            ),
-            None => Arc::new(MemoryCache::new()),
-        };
-        let objects = Objects::from_settings(&settings)?;
-        let tenants = TenantResolver::new(
-            db.clone(),
-            cache.clone(),
-            settings.server.base_domain.clone(),
-            Duration::from_secs(settings.server.tenant_cache_ttl_secs),
-        );
-        let auth = Auth::new(&settings, cache.clone(), db.clone())?;
-        auth.revocations.start(db.clone()).await.context("loading the revocation list")?;
-        let schema = build_schema(SchemaOptions { production: settings.is_production() });
-        Ok(Self { settings: Arc::new(settings), db, cache, objects, tenants, auth, schema })
-    }
-}
-
-impl std::fmt::Debug for AppState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AppState").field("db", &self.db).finish_non_exhaustive()
-    }
-}
+use crate::{config::Settings, http, state::AppState};
 
 pub struct Application {
     listener: tokio::net::TcpListener,

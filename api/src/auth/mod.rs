@@ -4,14 +4,11 @@
 //! revocation on every request.
 
 pub mod api_key;
-pub mod accounts;
 pub mod authenticate;
-pub mod flows;
 pub mod key_use;
 pub mod keyring;
 pub mod password;
 pub mod principal;
-pub mod refresh;
 pub mod revocation;
 pub mod throttle;
 pub mod tokens;

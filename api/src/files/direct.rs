@@ -18,16 +18,15 @@ use chrono::{DateTime, Utc};
 use entity::documents;
 use uuid::Uuid;
 
-use super::{
+use super::{Files, 
     Grant, NewBytes, Owner, checked_content_type, content_type_input, document_name, open_grant, or_discard, quota, record_new,
     record_version, sign_grant, storage_failed, version_of_id,
 };
 use crate::{
     error::{ApiError, ApiResult},
     objects::{self, StorageError},
-    startup::AppState,
     store::{self, upload_reservations},
-    tenancy::RequestContext,
+    request::RequestContext,
 };
 
 /// A direct upload the client was allowed to make: what the grant carries.
@@ -60,7 +59,7 @@ pub struct DirectUpload {
 /// and size, with the size reserved against the quota until the upload is
 /// confirmed or the grant expires.
 pub async fn request_upload(
-    state: &AppState,
+    files: &Files,
     r: &RequestContext,
     target: Result<(Owner, String), Uuid>,
     content_type: &str,
@@ -81,15 +80,15 @@ pub async fn request_upload(
             (doc, None, None, None)
         }
     };
-    quota::check_size(state, size)?;
+    quota::check_size(files, size)?;
     quota::charge(db, size).await?;
     let grant = UploadGrant { doc, ver: Uuid::now_v7(), project, client, name, content_type: content_type.clone(), size };
-    let ttl = Duration::from_secs(state.settings.storage.url_ttl_secs);
+    let ttl = Duration::from_secs(files.storage.url_ttl_secs);
     let expires_at = Utc::now() + chrono::Duration::seconds(i64::try_from(ttl.as_secs()).unwrap_or(300));
     upload_reservations::reserve(db, grant.ver, size, expires_at).await?;
-    let token = sign_grant(state, db.tenant(), ttl, &grant)?;
+    let token = sign_grant(files, db.tenant(), ttl, &grant)?;
     let key = objects::staging_key(db.tenant(), grant.ver);
-    let url = match state.objects.presigned_put(&key, ttl, &content_type).await.map_err(storage_failed)? {
+    let url = match files.objects.presigned_put(&key, ttl, &content_type).await.map_err(storage_failed)? {
         Some(url) => url,
         None => format!("/files/{token}"),
     };
@@ -110,10 +109,10 @@ fn bad_token(message: &str) -> ApiError {
 /// staged object to the version's key, checks the copy (its size is the
 /// granted one, its bytes match its type, its owner still exists), and
 /// writes the rows. A refused copy is removed, and so is the staged object.
-pub async fn confirm_upload(state: &AppState, r: &RequestContext, token: &str) -> ApiResult<documents::Model> {
+pub async fn confirm_upload(files: &Files, r: &RequestContext, token: &str) -> ApiResult<documents::Model> {
     let db = r.db()?.as_ref();
     let grant: UploadGrant =
-        open_grant(state, db.tenant(), token).ok_or_else(|| bad_token("is not a valid, unexpired upload token of this agency"))?;
+        open_grant(files, db.tenant(), token).ok_or_else(|| bad_token("is not a valid, unexpired upload token of this agency"))?;
     // Claimed first, before any bytes move: of two confirmations of one grant
     // only one ever writes the version's key. A refusal below rolls the
     // claim back with the request, so the grant can be used again.
@@ -125,14 +124,14 @@ pub async fn confirm_upload(state: &AppState, r: &RequestContext, token: &str) -
     }
     let staging = objects::staging_key(db.tenant(), grant.ver);
     let key = objects::version_key(db.tenant(), grant.ver);
-    match state.objects.copy(&staging, &key).await {
+    match files.objects.copy(&staging, &key).await {
         Ok(()) => {}
         Err(StorageError::NotFound) => return Err(bad_token("nothing was uploaded for this token yet")),
         Err(e) => return Err(storage_failed(e)),
     }
     let owner = Owner::from_parts(grant.project, grant.client);
-    let stored = or_discard(state, &[&key, &staging], async {
-        let stored = state.objects.inspect(&key).await.map_err(storage_failed)?;
+    let stored = or_discard(files, &[&key, &staging], async {
+        let stored = files.objects.inspect(&key).await.map_err(storage_failed)?;
         if stored.size != grant.size {
             let message = format!("the upload has {} bytes, but {} were declared", stored.size, grant.size);
             return Err(bad_token(&message));
@@ -146,10 +145,10 @@ pub async fn confirm_upload(state: &AppState, r: &RequestContext, token: &str) -
     })
     .await?;
     // The bytes now live under the version's key.
-    state.objects.discard(&staging).await;
+    files.objects.discard(&staging).await;
     let bytes = NewBytes { version_id: grant.ver, key, content_type: &grant.content_type, stored: &stored, charge: false };
     match (grant.name, owner) {
-        (Some(name), Some(owner)) => record_new(state, r, grant.doc, name, owner, bytes).await,
-        _ => record_version(state, r, grant.doc, bytes).await,
+        (Some(name), Some(owner)) => record_new(files, r, grant.doc, name, owner, bytes).await,
+        _ => record_version(files, r, grant.doc, bytes).await,
     }
 }

@@ -14,12 +14,11 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 use uuid::Uuid;
 
-use super::{Grant, sign_grant, storage_failed, version_of};
+use super::{Files, Grant, sign_grant, storage_failed, version_of};
 use crate::{
     error::ApiResult,
-    startup::AppState,
     store::{self, audit::Event},
-    tenancy::RequestContext,
+    request::RequestContext,
 };
 
 /// The most (document, version) pairs one audit event lists; the event
@@ -46,16 +45,16 @@ impl Grant for DownloadGrant {
 
 /// A short-lived way to fetch one version (the current one when `version`
 /// is `None`).
-pub async fn download_link(state: &AppState, r: &RequestContext, document_id: Uuid, version: Option<i32>) -> ApiResult<DownloadLink> {
+pub async fn download_link(files: &Files, r: &RequestContext, document_id: Uuid, version: Option<i32>) -> ApiResult<DownloadLink> {
     let db = r.db()?.as_ref();
     // The document is the field's parent, already read in this tenant.
     let v = version_of(db, document_id, version).await?;
-    let ttl = Duration::from_secs(state.settings.storage.url_ttl_secs);
+    let ttl = Duration::from_secs(files.storage.url_ttl_secs);
     let expires_at = Utc::now() + chrono::Duration::seconds(i64::try_from(ttl.as_secs()).unwrap_or(300));
-    let url = match state.objects.presigned_get(&v.storage_key, ttl).await.map_err(storage_failed)? {
+    let url = match files.objects.presigned_get(&v.storage_key, ttl).await.map_err(storage_failed)? {
         Some(url) => url,
         None => {
-            let grant = sign_grant(state, db.tenant(), ttl, &DownloadGrant { doc: document_id, ver: v.id })?;
+            let grant = sign_grant(files, db.tenant(), ttl, &DownloadGrant { doc: document_id, ver: v.id })?;
             format!("/files/{grant}")
         }
     };
@@ -74,7 +73,7 @@ impl IssuedLinks {
 
     /// Writes the request's one `document.download_url` event. The links
     /// are already in the answer, so a failure here is logged, not answered.
-    pub async fn record(&self, state: &AppState, r: &RequestContext, tenant: Uuid) {
+    pub async fn record(&self, files: &Files, r: &RequestContext, tenant: Uuid) {
         let issued = std::mem::take(&mut *self.0.lock().unwrap_or_else(PoisonError::into_inner));
         let Some(&(first, _)) = issued.first() else { return };
         let one_document = issued.iter().all(|(d, _)| *d == first);
@@ -100,7 +99,7 @@ impl IssuedLinks {
                 "truncated": truncated,
             })),
         };
-        let db = state.db.scoped(tenant);
+        let db = files.db.scoped(tenant);
         let written = store::audit::record(&db, r.principal.actor(), &r.request_id, event).await;
         let finished = db.finish(written.is_ok()).await;
         if let Err(e) = written {

@@ -13,6 +13,22 @@ pub mod quota;
 pub mod staged;
 pub mod sweep;
 
+/// What the file service works with: the database, object storage, the
+/// storage settings, and the signing keys of its grants. Cheap to clone.
+#[derive(Clone)]
+pub struct Files {
+    pub db: Database,
+    pub objects: Objects,
+    pub storage: std::sync::Arc<StorageSettings>,
+    pub tokens: Tokens,
+}
+
+impl std::fmt::Debug for Files {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Files").field("storage", &self.storage).finish_non_exhaustive()
+    }
+}
+
 use std::time::Duration;
 
 use chrono::Utc;
@@ -27,11 +43,12 @@ pub use self::{
     staged::{Staged, StagedUploads},
 };
 use crate::{
+    auth::tokens::Tokens,
+    config::StorageSettings,
     error::{ApiError, ApiResult},
-    objects::{self, StorageError},
-    startup::AppState,
-    store::{self, TenantDb, audit::Event, validate},
-    tenancy::RequestContext,
+    objects::{self, Objects, StorageError},
+    request::RequestContext,
+    store::{self, Database, TenantDb, audit::Event, validate},
 };
 
 /// What a document is attached to.
@@ -114,11 +131,11 @@ fn document_name(name: Option<&str>, filename: &str) -> ApiResult<String> {
 
 /// Runs `checks` on bytes already stored at `keys`; when they refuse, the
 /// bytes are removed at once (or else on a retry, or by the sweeper).
-async fn or_discard<T>(state: &AppState, keys: &[&str], checks: impl Future<Output = ApiResult<T>>) -> ApiResult<T> {
+async fn or_discard<T>(files: &Files, keys: &[&str], checks: impl Future<Output = ApiResult<T>>) -> ApiResult<T> {
     let result = checks.await;
     if result.is_err() {
         for key in keys {
-            state.objects.discard(key).await;
+            files.objects.discard(key).await;
         }
     }
     result
@@ -170,30 +187,30 @@ pub fn incoming(r: &RequestContext, upload: usize) -> ApiResult<Staged> {
 
 /// A new document from an uploaded (staged) file.
 pub async fn upload_document(
-    state: &AppState,
+    files: &Files,
     r: &RequestContext,
     owner: Owner,
     name: Option<&str>,
     staged: Staged,
 ) -> ApiResult<documents::Model> {
     let db = r.db()?.as_ref();
-    let (name, content_type) = or_discard(state, &[&staged.key], async {
+    let (name, content_type) = or_discard(files, &[&staged.key], async {
         let name = document_name(name, &staged.filename)?;
         let content_type = checked_content_type(staged.declared_type.as_deref(), &staged.stored.head)?;
         let (p, c) = owner.parts();
         store::documents::check_owner(db, p, c).await?;
-        quota::precheck(state, db, staged.stored.size).await?;
+        quota::precheck(files, db, staged.stored.size).await?;
         Ok((name, content_type))
     })
     .await?;
     let bytes = NewBytes { version_id: staged.version_id, key: staged.key, content_type: &content_type, stored: &staged.stored, charge: true };
-    record_new(state, r, Uuid::now_v7(), name, owner, bytes).await
+    record_new(files, r, Uuid::now_v7(), name, owner, bytes).await
 }
 
 /// The rows of a new document whose bytes are stored. Should the quota
 /// refuse here, or the owner be gone by now, the bytes are removed at once.
 async fn record_new(
-    state: &AppState,
+    files: &Files,
     r: &RequestContext,
     document_id: Uuid,
     name: String,
@@ -203,7 +220,7 @@ async fn record_new(
     let db = r.db()?.as_ref();
     let actor = r.principal.actor().0;
     let (project, client) = owner.parts();
-    let doc = or_discard(state, &[&bytes.key], async {
+    let doc = or_discard(files, &[&bytes.key], async {
         bytes.charge(db).await?;
         let now = Utc::now();
         let doc = documents::ActiveModel {
@@ -240,22 +257,22 @@ async fn record_new(
 }
 
 /// A new version of an existing document from an uploaded (staged) file.
-pub async fn upload_version(state: &AppState, r: &RequestContext, document_id: Uuid, staged: Staged) -> ApiResult<documents::Model> {
+pub async fn upload_version(files: &Files, r: &RequestContext, document_id: Uuid, staged: Staged) -> ApiResult<documents::Model> {
     let db = r.db()?.as_ref();
-    let content_type = or_discard(state, &[&staged.key], async {
+    let content_type = or_discard(files, &[&staged.key], async {
         let content_type = checked_content_type(staged.declared_type.as_deref(), &staged.stored.head)?;
-        quota::precheck(state, db, staged.stored.size).await?;
+        quota::precheck(files, db, staged.stored.size).await?;
         Ok(content_type)
     })
     .await?;
     let bytes = NewBytes { version_id: staged.version_id, key: staged.key, content_type: &content_type, stored: &staged.stored, charge: true };
-    record_version(state, r, document_id, bytes).await
+    record_version(files, r, document_id, bytes).await
 }
 
-async fn record_version(state: &AppState, r: &RequestContext, document_id: Uuid, bytes: NewBytes<'_>) -> ApiResult<documents::Model> {
+async fn record_version(files: &Files, r: &RequestContext, document_id: Uuid, bytes: NewBytes<'_>) -> ApiResult<documents::Model> {
     let db = r.db()?.as_ref();
     let actor = r.principal.actor().0;
-    let (version, current) = or_discard(state, &[&bytes.key], async {
+    let (version, current) = or_discard(files, &[&bytes.key], async {
         // Locks the document row, so concurrent versions number one after another.
         let current = store::documents::by_id_for_update(db, document_id).await?.ok_or(ApiError::NotFound("document"))?;
         bytes.charge(db).await?;
@@ -321,14 +338,14 @@ pub trait Grant: serde::Serialize + serde::de::DeserializeOwned {
     const PURPOSE: &'static str;
 }
 
-pub fn sign_grant<G: Grant>(state: &AppState, tenant: Uuid, ttl: Duration, grant: &G) -> ApiResult<String> {
+pub fn sign_grant<G: Grant>(files: &Files, tenant: Uuid, ttl: Duration, grant: &G) -> ApiResult<String> {
     let data = serde_json::to_value(grant).map_err(ApiError::internal)?;
-    state.auth.tokens.sign_grant(tenant, G::PURPOSE, ttl, data)
+    files.tokens.sign_grant(tenant, G::PURPOSE, ttl, data)
 }
 
 /// The grant, if `token` is a valid, unexpired one of this kind for `tenant`.
-pub fn open_grant<G: Grant>(state: &AppState, tenant: Uuid, token: &str) -> Option<G> {
-    let data = state.auth.tokens.verify_grant(token, tenant, G::PURPOSE)?;
+pub fn open_grant<G: Grant>(files: &Files, tenant: Uuid, token: &str) -> Option<G> {
+    let data = files.tokens.verify_grant(token, tenant, G::PURPOSE)?;
     serde_json::from_value(data).ok()
 }
 
@@ -365,12 +382,12 @@ pub async fn version_of_id(db: &TenantDb, id: Uuid) -> ApiResult<Option<document
 /// What the request left to do once its transaction has ended (`committed`
 /// says whether it committed): keep or remove its staged files, and record
 /// the download links it issued.
-pub async fn after_request(state: &AppState, r: &RequestContext, committed: bool) {
+pub async fn after_request(files: &Files, r: &RequestContext, committed: bool) {
     let Ok(tenant) = r.tenant().map(|t| t.id) else { return };
     if let Some(staged) = r.extension::<StagedUploads>() {
-        staged.settle(state, tenant, committed).await;
+        staged.settle(&files.db, tenant, committed).await;
     }
     if let Some(links) = r.extension::<links::IssuedLinks>() {
-        links.record(state, r, tenant).await;
+        links.record(files, r, tenant).await;
     }
 }

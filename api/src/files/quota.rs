@@ -9,9 +9,9 @@ use sea_orm::{
     sea_query::{Expr, ExprTrait as _, Func, IntoColumnRef, IntoTableRef, Query, SelectStatement},
 };
 
+use super::Files;
 use crate::{
     error::{ApiError, ApiResult},
-    startup::AppState,
     store::TenantDb,
 };
 
@@ -76,8 +76,8 @@ fn total(size: impl IntoColumnRef, table: impl IntoTableRef, tenant: impl IntoCo
 }
 
 /// Refuses a file larger than `storage.max_file_bytes`.
-pub fn check_size(state: &AppState, size: u64) -> ApiResult<()> {
-    let max = state.settings.storage.max_file_bytes;
+pub fn check_size(files: &Files, size: u64) -> ApiResult<()> {
+    let max = files.storage.max_file_bytes;
     if size > max {
         return Err(ApiError::PayloadTooLarge(format!("the file has {size} bytes and the limit is {max}")));
     }
@@ -85,8 +85,8 @@ pub fn check_size(state: &AppState, size: u64) -> ApiResult<()> {
 }
 
 /// Refuses before anything is recorded: too large, or past the quota.
-pub async fn precheck(state: &AppState, db: &TenantDb, size: u64) -> ApiResult<()> {
-    check_size(state, size)?;
+pub async fn precheck(files: &Files, db: &TenantDb, size: u64) -> ApiResult<()> {
+    check_size(files, size)?;
     let (quota, used) = usage(db).await?;
     let size = i64::try_from(size).map_err(ApiError::internal)?;
     if used.saturating_add(size) > quota {

@@ -17,7 +17,7 @@ use uuid::Uuid;
 use crate::{
     error::{ApiError, ApiResult},
     objects::{self, Objects},
-    startup::AppState,
+    store::Database,
 };
 
 /// A file of a multipart request, already streamed to storage at `key` by
@@ -97,7 +97,7 @@ impl StagedUploads {
     /// a transaction that committed, removes the rest. When the commit did
     /// not happen (or its outcome is unknown), a taken file is removed only
     /// once the database confirms no row points at it.
-    pub async fn settle(&self, state: &AppState, tenant: Uuid, committed: bool) {
+    pub async fn settle(&self, db: &Database, tenant: Uuid, committed: bool) {
         let untaken = self.settle_keys(|taken| !taken);
         let taken = if committed { Vec::new() } else { self.taken_keys() };
         for key in untaken {
@@ -106,7 +106,7 @@ impl StagedUploads {
         if taken.is_empty() {
             return;
         }
-        match unreferenced(state, tenant, taken).await {
+        match unreferenced(db, tenant, taken).await {
             Ok(keys) => {
                 for key in keys {
                     self.objects.discard(&key).await;
@@ -130,8 +130,8 @@ impl StagedUploads {
 }
 
 /// Of `keys`, those no committed version row points at.
-async fn unreferenced(state: &AppState, tenant: Uuid, keys: Vec<String>) -> anyhow::Result<Vec<String>> {
-    let db = state.db.scoped(tenant);
+async fn unreferenced(db: &Database, tenant: Uuid, keys: Vec<String>) -> anyhow::Result<Vec<String>> {
+    let db = db.scoped(tenant);
     let found: Result<Vec<String>, _> = document_versions::Entity::find()
         .select_only()
         .column(document_versions::Column::StorageKey)

@@ -25,8 +25,8 @@ use entity::document_versions;
 use sea_orm::{ColumnTrait as _, EntityTrait as _, QueryFilter as _, QuerySelect as _};
 use uuid::Uuid;
 
-use super::quota;
-use crate::{error::ApiResult, objects, startup::AppState, store};
+use super::{Files, quota};
+use crate::{error::ApiResult, objects, store};
 
 /// How long past its grant's expiry a staging object is left alone: a PUT
 /// that started just before the expiry, or a confirmation that checked its
@@ -44,23 +44,23 @@ pub struct Swept {
 }
 
 /// The full pass.
-pub async fn sweep(state: &AppState, grace: Duration) -> anyhow::Result<Swept> {
+pub async fn sweep(files: &Files, grace: Duration) -> anyhow::Result<Swept> {
     let now = Utc::now();
     let cutoff = now - chrono::Duration::from_std(grace)?;
-    let staging_cutoff = now - chrono::Duration::from_std(staging_age(state))?;
+    let staging_cutoff = now - chrono::Duration::from_std(staging_age(files))?;
     let mut report = Swept::default();
-    for tenant in store::tenants::all_ids(state.db.platform()).await? {
+    for tenant in store::tenants::all_ids(files.db.platform()).await? {
         report.tenants += 1;
-        let (grants, removed) = expire_grants(state, tenant, now).await?;
+        let (grants, removed) = expire_grants(files, tenant, now).await?;
         report.grants_expired += grants;
         report.removed += removed;
-        let listed = state.objects.list(&objects::tenant_prefix(tenant)).await?;
+        let listed = files.objects.list(&objects::tenant_prefix(tenant)).await?;
         report.objects_seen += listed.len();
         let (staging, versions): (Vec<_>, Vec<_>) = listed.into_iter().partition(|o| objects::is_staging_key(&o.key));
         // No row ever points at a staging key: once no grant can use it, it
         // is abandoned.
         for o in staging.iter().filter(|o| o.last_modified < staging_cutoff) {
-            state.objects.delete(&o.key).await?;
+            files.objects.delete(&o.key).await?;
             report.removed += 1;
             tracing::info!(key = %o.key, "swept an abandoned direct upload");
         }
@@ -68,7 +68,7 @@ pub async fn sweep(state: &AppState, grace: Duration) -> anyhow::Result<Swept> {
         if old.is_empty() {
             continue;
         }
-        let db = state.db.scoped_reader(tenant);
+        let db = files.db.scoped_reader(tenant);
         let mut known = HashSet::new();
         for chunk in old.chunks(500) {
             let keys: Vec<&str> = chunk.iter().map(|o| o.key.as_str()).collect();
@@ -84,7 +84,7 @@ pub async fn sweep(state: &AppState, grace: Duration) -> anyhow::Result<Swept> {
         }
         db.finish(true).await?;
         for o in old.iter().filter(|o| !known.contains(&o.key)) {
-            state.objects.delete(&o.key).await?;
+            files.objects.delete(&o.key).await?;
             report.removed += 1;
             tracing::info!(key = %o.key, "swept unreachable bytes");
         }
@@ -93,16 +93,16 @@ pub async fn sweep(state: &AppState, grace: Duration) -> anyhow::Result<Swept> {
 }
 
 /// A staging object older than this has no grant left that could confirm it.
-fn staging_age(state: &AppState) -> Duration {
-    Duration::from_secs(state.settings.storage.url_ttl_secs) + STAGING_MARGIN
+fn staging_age(files: &Files) -> Duration {
+    Duration::from_secs(files.storage.url_ttl_secs) + STAGING_MARGIN
 }
 
 /// The uploads pass, as of `now`.
-pub async fn sweep_uploads(state: &AppState, now: DateTime<Utc>) -> anyhow::Result<Swept> {
-    let mut report = Swept { removed: state.objects.retry_discards().await, ..Swept::default() };
-    for tenant in store::tenants::all_ids(state.db.platform()).await? {
+pub async fn sweep_uploads(files: &Files, now: DateTime<Utc>) -> anyhow::Result<Swept> {
+    let mut report = Swept { removed: files.objects.retry_discards().await, ..Swept::default() };
+    for tenant in store::tenants::all_ids(files.db.platform()).await? {
         report.tenants += 1;
-        let (grants, removed) = expire_grants(state, tenant, now).await?;
+        let (grants, removed) = expire_grants(files, tenant, now).await?;
         report.grants_expired += grants;
         report.removed += removed;
     }
@@ -114,14 +114,14 @@ pub async fn sweep_uploads(state: &AppState, now: DateTime<Utc>) -> anyhow::Resu
 /// an unconfirmed one's bytes back. A staging object storage will not remove
 /// keeps its reservation until a later pass. Returns (grants ended, objects
 /// removed).
-pub async fn expire_grants(state: &AppState, tenant: Uuid, now: DateTime<Utc>) -> anyhow::Result<(usize, usize)> {
+pub async fn expire_grants(files: &Files, tenant: Uuid, now: DateTime<Utc>) -> anyhow::Result<(usize, usize)> {
     let before = now - chrono::Duration::from_std(STAGING_MARGIN)?;
-    let db = state.db.scoped(tenant);
+    let db = files.db.scoped(tenant);
     let ended: ApiResult<(usize, usize)> = async {
         let mut ended = (0, 0);
         for grant in store::upload_reservations::expired(&db, before).await? {
             let key = objects::staging_key(tenant, grant.id);
-            if let Err(e) = state.objects.delete(&key).await {
+            if let Err(e) = files.objects.delete(&key).await {
                 tracing::warn!(error = ?anyhow::Error::from(e), key, "removing an expired upload; retrying next pass");
                 continue;
             }
@@ -143,17 +143,17 @@ pub async fn expire_grants(state: &AppState, tenant: Uuid, now: DateTime<Utc>) -
 
 /// Runs both passes on their intervals until the process ends; failures are
 /// logged and retried on the next round.
-pub fn spawn_periodic(state: AppState) {
-    let storage = &state.settings.storage;
+pub fn spawn_periodic(files: Files) {
+    let storage = &files.storage;
     let grace = Duration::from_secs(storage.sweep_grace_secs);
-    every(storage.sweep_interval_secs, state.clone(), move |state| async move {
-        match sweep(&state, grace).await {
+    every(storage.sweep_interval_secs, files.clone(), move |files| async move {
+        match sweep(&files, grace).await {
             Ok(r) => tracing::info!(tenants = r.tenants, seen = r.objects_seen, removed = r.removed, grants = r.grants_expired, "storage sweep done"),
             Err(e) => tracing::warn!(error = ?e, "storage sweep failed; retrying next round"),
         }
     });
-    every(storage.upload_sweep_interval_secs, state.clone(), |state| async move {
-        match sweep_uploads(&state, Utc::now()).await {
+    every(storage.upload_sweep_interval_secs, files.clone(), |files| async move {
+        match sweep_uploads(&files, Utc::now()).await {
             Ok(r) if r.removed > 0 || r.grants_expired > 0 => {
                 tracing::info!(removed = r.removed, grants = r.grants_expired, "uploads sweep done");
             }
@@ -165,7 +165,7 @@ pub fn spawn_periodic(state: AppState) {
 
 /// Calls `run` every `secs` seconds (never when 0), the first time one
 /// interval after start.
-fn every<F: Future<Output = ()> + Send + 'static>(secs: u64, state: AppState, run: impl Fn(AppState) -> F + Send + 'static) {
+fn every<F: Future<Output = ()> + Send + 'static>(secs: u64, files: Files, run: impl Fn(Files) -> F + Send + 'static) {
     if secs == 0 {
         return;
     }
@@ -174,7 +174,7 @@ fn every<F: Future<Output = ()> + Send + 'static>(secs: u64, state: AppState, ru
         tick.tick().await;
         loop {
             tick.tick().await;
-            run(state.clone()).await;
+            run(files.clone()).await;
         }
     });
 }

@@ -15,7 +15,7 @@ pub use schema::{AppSchema, SchemaOptions, build_schema};
 
 use async_graphql::Context;
 
-use crate::tenancy::RequestContext;
+use crate::{request::RequestContext, state::AppState};
 
 /// The per-request context. The HTTP layer always inserts it; a schema
 /// executed without it is a programming error, reported as INTERNAL.
@@ -26,9 +26,25 @@ pub(crate) fn request<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a Reques
 }
 
 /// The application's services. The HTTP layer inserts them per request.
-pub(crate) fn state<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a crate::startup::AppState> {
-    ctx.data::<crate::startup::AppState>()
-        .map_err(|_| crate::error::ApiError::internal(anyhow::anyhow!("application state missing")).into())
+pub(crate) fn state<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a AppState> {
+    ctx.data::<AppState>().map_err(|_| crate::error::ApiError::internal(anyhow::anyhow!("application state missing")).into())
+}
+
+/// The request's dataloaders, or `TENANT_REQUIRED` on the bare API host.
+pub(crate) fn loaders<'a>(ctx: &Context<'a>) -> Result<&'a loaders::Loaders, crate::error::ApiError> {
+    ctx.data_opt::<loaders::Loaders>().ok_or(crate::error::ApiError::TenantRequired)
+}
+
+/// A GraphQL request made ready to run for one HTTP request: its context,
+/// the services, and dataloaders over its tenant's transaction (fresh for
+/// every request, so no cache outlives it or crosses tenants).
+pub fn prepare(request: async_graphql::Request, ctx: std::sync::Arc<RequestContext>, state: AppState) -> async_graphql::Request {
+    let loaders = ctx.db().ok().map(|db| loaders::Loaders::new(db.clone()));
+    let request = request.data(ctx).data(state);
+    match loaders {
+        Some(l) => request.data(l),
+        None => request,
+    }
 }
 
 /// A GraphQL `ID` that must be one of ours; anything else is simply not found.

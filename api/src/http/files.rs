@@ -17,7 +17,7 @@ use crate::{
     error::ApiError,
     files::{self, DownloadGrant, UploadGrant},
     objects,
-    startup::AppState,
+    state::AppState,
     store,
 };
 
@@ -40,7 +40,7 @@ pub async fn download(req: &Request, Path(grant): Path<String>, Data(state): Dat
 
 async fn serve_download(req: &Request, grant: &str, state: &AppState) -> Result<Response, ApiError> {
     let tenant = tenant_of(req, state).await?;
-    let DownloadGrant { doc: doc_id, ver: version_id } = files::open_grant(state, tenant, grant).ok_or_else(refused)?;
+    let DownloadGrant { doc: doc_id, ver: version_id } = files::open_grant(&state.files, tenant, grant).ok_or_else(refused)?;
     let db = state.db.scoped_reader(tenant);
     let found = async {
         let doc = store::documents::by_id(&db, doc_id).await?;
@@ -78,7 +78,7 @@ pub async fn upload(req: &Request, Path(grant): Path<String>, Data(state): Data<
 
 async fn take_upload(req: &Request, grant: &str, state: &AppState, body: Body) -> Result<(), ApiError> {
     let tenant = tenant_of(req, state).await?;
-    let grant: UploadGrant = files::open_grant(state, tenant, grant).ok_or_else(refused)?;
+    let grant: UploadGrant = files::open_grant(&state.files, tenant, grant).ok_or_else(refused)?;
     if req.header("content-type").map(str::trim) != Some(grant.content_type.as_str()) {
         return Err(ApiError::BadUserInput { field: "content-type", message: format!("must be {}, as granted", grant.content_type) });
     }

@@ -22,9 +22,10 @@ use crate::{
         authenticate::{Credentials, authenticate},
     },
     error::ApiError,
-    startup::AppState,
+    graphql::AppSchema,
+    state::AppState,
     store::sessions::ClientInfo,
-    tenancy::RequestContext,
+    request::RequestContext,
 };
 
 pub fn error_response(err: ApiError) -> Response {
@@ -55,7 +56,7 @@ fn unavailable_status(response: &async_graphql::Response, committed: bool) -> Op
 }
 
 #[handler]
-pub async fn graphql(req: &Request, Data(state): Data<&AppState>, body: Body) -> Response {
+pub async fn graphql(req: &Request, Data(state): Data<&AppState>, Data(schema): Data<&AppSchema>, body: Body) -> Response {
     let request_id = req.extensions().get::<RequestId>().map(|r| r.0.clone()).unwrap_or_default();
     let resolved = match state.tenants.resolve(&super::request_host(req), req.header("x-tenant")).await {
         Ok(r) => r,
@@ -102,7 +103,7 @@ pub async fn graphql(req: &Request, Data(state): Data<&AppState>, body: Body) ->
         return error_response(e);
     }
     let ctx = Arc::new(ctx);
-    let mut response = state.schema.execute(gql.data(ctx.clone()).data(state.clone())).await;
+    let mut response = schema.execute(crate::graphql::prepare(gql, ctx.clone(), state.clone())).await;
     let mut commit = response.errors.is_empty();
     if let Err(e) = ctx.finish(commit).await {
         // A COMMIT whose answer never came may have been applied.
@@ -111,7 +112,7 @@ pub async fn graphql(req: &Request, Data(state): Data<&AppState>, body: Body) ->
         let err: async_graphql::Error = err.into();
         response = async_graphql::Response::from_errors(vec![err.into_server_error(Default::default())]);
     }
-    crate::files::after_request(state, &ctx, response.errors.is_empty()).await;
+    crate::files::after_request(&state.files, &ctx, response.errors.is_empty()).await;
     let retry_after = unavailable_status(&response, commit);
     let mut resp = GraphQLResponse(response).into_response();
     if let Some(secs) = retry_after {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use poem::{IntoResponse, Response, handler, http::StatusCode, web::{Data, Json}};
 use serde_json::{Value, json};
 
-use crate::startup::AppState;
+use crate::state::AppState;
 
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 

@@ -15,7 +15,10 @@ use poem::{Endpoint, EndpointExt, Route, get};
 pub use client_addr::ClientAddr;
 pub use request_id::RequestId;
 
-use crate::startup::AppState;
+use crate::{
+    graphql::{SchemaOptions, build_schema},
+    state::AppState,
+};
 
 /// The host a request was sent to: the absolute URI's, or the `Host` header.
 fn request_host(req: &poem::Request) -> String {
@@ -24,6 +27,7 @@ fn request_host(req: &poem::Request) -> String {
 
 pub fn routes(state: AppState) -> impl Endpoint<Output = poem::Response> {
     let trusted: std::sync::Arc<[crate::net::Cidr]> = state.settings.trusted_proxies().into();
+    let schema = build_schema(SchemaOptions { production: state.settings.is_production() });
     Route::new()
         .at("/graphql", get(graphql::graphql).post(graphql::graphql))
         .at("/playground", get(playground::index))
@@ -33,6 +37,7 @@ pub fn routes(state: AppState) -> impl Endpoint<Output = poem::Response> {
         .at("/healthz", get(health::healthz))
         .at("/readyz", get(health::readyz))
         .data(state)
+        .data(schema)
         // A panic in a handler or library answers 500 instead of dropping the connection.
         .with(poem::middleware::CatchPanic::new())
         .around(move |ep, req| client_addr::with_client_addr(ep, trusted.clone(), req))

@@ -26,8 +26,8 @@ use crate::{
     error::ApiError,
     files::{Staged, StagedUploads, quota},
     objects::{self, StorageError},
-    startup::AppState,
-    tenancy::RequestContext,
+    state::AppState,
+    request::RequestContext,
 };
 
 /// Larger `operations` or `map` parts are refused.

@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use super::TenantDb;
 use crate::{
-    auth::{Scope, api_key::NewApiKey},
+    roles::Scope,
     error::ApiResult,
 };
 
@@ -17,14 +17,15 @@ pub async fn create(
     scope: Scope,
     expires_at: Option<DateTime<Utc>>,
     created_by: Uuid,
-    key: &NewApiKey,
+    prefix: &str,
+    secret_hash: &str,
 ) -> ApiResult<api_keys::Model> {
     Ok(api_keys::Entity::insert(api_keys::ActiveModel {
         id: Set(Uuid::now_v7()),
         tenant_id: Set(db.tenant()),
         name: Set(name),
-        prefix: Set(key.prefix.clone()),
-        secret_hash: Set(key.secret_hash.clone()),
+        prefix: Set(prefix.to_owned()),
+        secret_hash: Set(secret_hash.to_owned()),
         scope: Set(scope.as_str().into()),
         created_by: Set(created_by),
         expires_at: Set(expires_at),

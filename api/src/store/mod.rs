@@ -13,6 +13,7 @@ pub mod logins;
 pub mod page;
 pub mod platform;
 pub mod projects;
+pub mod refresh_token;
 pub mod revocations;
 pub mod scoped;
 pub mod sessions;

@@ -10,7 +10,8 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::TenantDb;
-use crate::{auth::refresh, error::ApiResult};
+use super::refresh_token as refresh;
+use crate::error::ApiResult;
 
 #[derive(Debug, Clone)]
 pub struct ClientInfo {

@@ -49,7 +49,7 @@ pub fn validate_name(field: &'static str, name: &str) -> ApiResult<String> {
 }
 
 fn validate_custom_domain(domain: &str) -> ApiResult<()> {
-    if domain.contains('.') && crate::tenancy::is_hostname(domain) {
+    if domain.contains('.') && crate::net::is_hostname(domain) {
         Ok(())
     } else {
         Err(ApiError::BadUserInput { field: "customDomain", message: "must be a lower-case host name such as `portal.acme.com`".into() })

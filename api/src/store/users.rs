@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use super::TenantDb;
 use crate::{
-    auth::Role,
+    roles::Role,
     error::{ApiError, ApiResult},
 };
 

@@ -39,19 +39,6 @@ pub fn classify_host(host: &str, base: &str) -> HostKind {
     }
 }
 
-/// A lower-case DNS name: labels of 1-63 letters, digits and inner hyphens.
-pub fn is_hostname(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 253
-        && s.split('.').all(|label| {
-            !label.is_empty()
-                && label.len() <= 63
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-                && label.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-        })
-}
-
 fn strip_port(host: &str) -> &str {
     if host.starts_with('[') {
         // [::1]:8080 -> [::1]

@@ -1,14 +1,11 @@
-//! Tenancy: which agency a request is for, decided from its Host, and the
-//! per-request context that carries the tenant-scoped database handle and
-//! dataloaders. Nothing here may let a request reach a tenant other than the
-//! one its host (or, on the API host, its `X-Tenant` header) names.
+//! Tenancy: which agency a request is for, decided from its Host. Nothing
+//! here may let a request reach a tenant other than the one its host (or,
+//! on the API host, its `X-Tenant` header) names.
 
-mod context;
 mod host;
 mod resolve;
 
-pub use context::RequestContext;
-pub use host::{HostKind, classify_host, is_hostname};
+pub use host::{HostKind, classify_host};
 pub use resolve::{ResolvedTenant, TenantResolver};
 
 use serde::{Deserialize, Serialize};

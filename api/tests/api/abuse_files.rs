@@ -58,7 +58,7 @@ impl World {
     /// The uploads pass, as if it ran an hour from now: every grant given
     /// in the test has expired by then.
     async fn sweep_expired_grants(&self) -> aggios::files::sweep::Swept {
-        aggios::files::sweep::sweep_uploads(&self.app.state, Utc::now() + chrono::Duration::hours(1)).await.expect("uploads sweep")
+        aggios::files::sweep::sweep_uploads(&self.app.state.files, Utc::now() + chrono::Duration::hours(1)).await.expect("uploads sweep")
     }
 }
 

@@ -124,7 +124,7 @@ impl World {
     }
 
     pub(crate) async fn sweep(&self) -> aggios::files::sweep::Swept {
-        aggios::files::sweep::sweep(&self.app.state, Duration::ZERO).await.expect("sweep")
+        aggios::files::sweep::sweep(&self.app.state.files, Duration::ZERO).await.expect("sweep")
     }
 }
 
@@ -335,8 +335,8 @@ async fn storage_failing_mid_upload_leaves_no_record_and_the_sweeper_no_bytes() 
     // The same deployment, storage back: no record, and nothing left once swept.
     let mut settings = w.app.settings.clone();
     settings.storage.s3_endpoint = Some(s3.endpoint.clone());
-    let healthy = aggios::startup::AppState::connect(settings).await.expect("app");
-    aggios::files::sweep::sweep(&healthy, Duration::ZERO).await.expect("sweep");
+    let healthy = aggios::state::AppState::connect(settings).await.expect("app");
+    aggios::files::sweep::sweep(&healthy.files, Duration::ZERO).await.expect("sweep");
     let left = healthy.objects.list(&aggios::objects::tenant_prefix(w.tenant())).await.unwrap();
     assert!(left.is_empty(), "{left:?}");
     let docs = w.app.gql_as(&w.host, &w.owner.access, "{ documents(first: 10) { edges { node { id } } } }").await;
@@ -382,7 +382,7 @@ async fn the_sweeper_spares_young_objects() {
     let w = world(TestApp::new(Backend::Sqlite).await, "young").await;
     let key = aggios::objects::version_key(w.tenant(), uuid::Uuid::now_v7());
     w.app.state.objects.put_stream(&key, &b"in flight"[..], "text/plain").await.unwrap();
-    let spared = aggios::files::sweep::sweep(&w.app.state, Duration::from_secs(3600)).await.unwrap();
+    let spared = aggios::files::sweep::sweep(&w.app.state.files, Duration::from_secs(3600)).await.unwrap();
     assert_eq!(spared.removed, 0, "an upload may still be committing");
     assert_eq!(w.sweep().await.removed, 1);
 }

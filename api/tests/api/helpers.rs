@@ -16,7 +16,7 @@ use std::{
 use aggios::{
     config::{Settings, StorageBackend},
     http,
-    startup::AppState,
+    state::AppState,
     store::tenants::{self, NewTenant},
     tenancy::Tenant,
 };

@@ -120,7 +120,7 @@ async fn production_refuses_to_start_without_a_keyring_naming_the_setting() {
     let dir = tempfile::tempdir().unwrap();
     let mut settings = aggios::config::Settings { data_dir: dir.path().to_path_buf(), ..Default::default() };
     settings.server.environment = aggios::config::Environment::Production;
-    let err = aggios::startup::AppState::connect(settings).await.expect_err("no keyring, no start");
+    let err = aggios::state::AppState::connect(settings).await.expect_err("no keyring, no start");
     let msg = format!("{err:#}");
     assert!(msg.contains("auth.keyring_file") && msg.contains("aggios keys generate"), "{msg}");
 }

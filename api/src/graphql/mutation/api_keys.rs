@@ -27,7 +27,7 @@ impl ApiKeyMutation {
             return Err(ApiError::BadUserInput { field: "expiresAt", message: "must be in the future".into() }.into());
         }
         let key = api_key::generate();
-        let model = store::api_keys::create(r.db()?, name, input.scope, input.expires_at, me.user_id, &key).await?;
+        let model = store::api_keys::create(r.db()?, name, input.scope, input.expires_at, me.user_id, &key.prefix, &key.secret_hash).await?;
         let changes = serde_json::json!({ "name": model.name, "scope": model.scope, "prefix": model.prefix });
         r.audit(Event { action: "api_key.create", target_type: "api_key", target_id: Some(model.id), changes: Some(changes) }).await?;
         Ok(CreatedApiKey { api_key: model.into(), secret: key.key })

@@ -1,7 +1,7 @@
 use async_graphql::{Context, ID, Object};
 
 use crate::{
-    auth::flows::{self, SignUp, SignedIn},
+    identity::flows::{self, SignUp, SignedIn},
     graphql::{
         guards::{Public, SignedIn as SignedInGuard},
         parse_id, request, state,
@@ -39,7 +39,7 @@ impl AuthMutation {
             first_name: input.first_name,
             last_name: input.last_name,
         };
-        Ok(flows::sign_up(state(ctx)?, request(ctx)?, input).await?.into())
+        Ok(flows::sign_up(&state(ctx)?.identity, request(ctx)?, input).await?.into())
     }
 
     /// Signs in with email and password: on the agency's host, or on the API
@@ -47,40 +47,40 @@ impl AuthMutation {
     #[graphql(guard = "Public")]
     async fn login(&self, ctx: &Context<'_>, input: LoginInput) -> async_graphql::Result<AuthPayload> {
         let r = request(ctx)?;
-        Ok(flows::login(state(ctx)?, r, &input.email, &input.password, input.agency.as_deref()).await?.into())
+        Ok(flows::login(&state(ctx)?.identity, r, &input.email, &input.password, input.agency.as_deref()).await?.into())
     }
 
     /// Trades a refresh token for a new access token and a new refresh token.
     /// A refresh token works once; presenting a spent one ends its session.
     #[graphql(guard = "Public")]
     async fn refresh_session(&self, ctx: &Context<'_>, refresh_token: String) -> async_graphql::Result<AuthPayload> {
-        Ok(flows::refresh(state(ctx)?, request(ctx)?, &refresh_token).await?.into())
+        Ok(flows::refresh(&state(ctx)?.identity, request(ctx)?, &refresh_token).await?.into())
     }
 
     /// Ends this session.
     #[graphql(guard = "SignedInGuard")]
     async fn logout(&self, ctx: &Context<'_>) -> async_graphql::Result<bool> {
-        Ok(flows::logout(state(ctx)?, request(ctx)?).await?)
+        Ok(flows::logout(&state(ctx)?.identity, request(ctx)?).await?)
     }
 
     /// Ends every session of the signed-in user, on every device; returns how
     /// many were live.
     #[graphql(guard = "SignedInGuard")]
     async fn logout_everywhere(&self, ctx: &Context<'_>) -> async_graphql::Result<u64> {
-        Ok(flows::logout_everywhere(state(ctx)?, request(ctx)?).await?)
+        Ok(flows::logout_everywhere(&state(ctx)?.identity, request(ctx)?).await?)
     }
 
     /// Ends one of the signed-in user's sessions (see `mySessions`).
     #[graphql(guard = "SignedInGuard")]
     async fn revoke_session(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<bool> {
         let id = parse_id(&id, "session")?;
-        Ok(flows::revoke_session(state(ctx)?, request(ctx)?, id).await?)
+        Ok(flows::revoke_session(&state(ctx)?.identity, request(ctx)?, id).await?)
     }
 
     /// Changes the password, ends every session, and returns a new one for
     /// this client.
     #[graphql(guard = "SignedInGuard")]
     async fn change_password(&self, ctx: &Context<'_>, input: ChangePasswordInput) -> async_graphql::Result<AuthPayload> {
-        Ok(flows::change_password(state(ctx)?, request(ctx)?, &input.current_password, &input.new_password).await?.into())
+        Ok(flows::change_password(&state(ctx)?.identity, request(ctx)?, &input.current_password, &input.new_password).await?.into())
     }
 }

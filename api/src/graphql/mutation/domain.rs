@@ -15,9 +15,9 @@ use crate::{
         },
     },
     files::{self, Owner},
-    startup::AppState,
+    state::AppState,
     store::{self, audit::Event, validate},
-    tenancy::RequestContext,
+    request::RequestContext,
 };
 
 /// Exactly one of a project and a client.
@@ -215,7 +215,7 @@ impl DomainMutation {
         let state = ctx.data::<AppState>()?;
         let owner = owner(input.project_id.as_ref(), input.client_id.as_ref())?;
         let incoming = files::incoming(r, input.file.0)?;
-        Ok(files::upload_document(state, r, owner, input.name.as_deref(), incoming).await?.into())
+        Ok(files::upload_document(&state.files, r, owner, input.name.as_deref(), incoming).await?.into())
     }
 
     /// A new version of a document from a file (multipart request spec);
@@ -226,7 +226,7 @@ impl DomainMutation {
         let state = ctx.data::<AppState>()?;
         let id = parse_id(&document_id, "document")?;
         let incoming = files::incoming(r, file.0)?;
-        Ok(files::upload_version(state, r, id, incoming).await?.into())
+        Ok(files::upload_version(&state.files, r, id, incoming).await?.into())
     }
 
     /// Permission to upload a file straight to storage, bound to its content
@@ -253,7 +253,7 @@ impl DomainMutation {
                 Ok((owner(input.project_id.as_ref(), input.client_id.as_ref())?, name))
             }
         };
-        let up = files::request_upload(state, r, target, &input.content_type, size).await?;
+        let up = files::request_upload(&state.files, r, target, &input.content_type, size).await?;
         Ok(DirectUpload {
             url: up.url,
             method: "PUT".into(),
@@ -269,7 +269,7 @@ impl DomainMutation {
     async fn confirm_document_upload(&self, ctx: &Context<'_>, upload_token: String) -> async_graphql::Result<Document> {
         let r = request(ctx)?;
         let state = ctx.data::<AppState>()?;
-        Ok(files::confirm_upload(state, r, &upload_token).await?.into())
+        Ok(files::confirm_upload(&state.files, r, &upload_token).await?.into())
     }
 
     #[graphql(guard = "RoleAtLeast(Role::Member).or(KeyScope(Scope::ReadWrite))")]

@@ -1,7 +1,7 @@
 use async_graphql::{Context, ID, Object};
 
 use crate::{
-    auth::flows,
+    identity::flows,
     graphql::{
         guards::{PlatformAdminOnly, Public},
         parse_id, request, state,
@@ -60,7 +60,7 @@ impl PlatformMutation {
     /// Signs a platform administrator in, on the general API host.
     #[graphql(guard = "Public")]
     async fn platform_login(&self, ctx: &Context<'_>, email: String, password: String) -> async_graphql::Result<PlatformAuthPayload> {
-        let (access_token, access_token_expires_at) = flows::platform_login(state(ctx)?, request(ctx)?, &email, &password).await?;
+        let (access_token, access_token_expires_at) = flows::platform_login(&state(ctx)?.identity, request(ctx)?, &email, &password).await?;
         Ok(PlatformAuthPayload { access_token, access_token_expires_at })
     }
 

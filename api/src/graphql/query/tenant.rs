@@ -34,7 +34,7 @@ impl TenantQuery {
     #[graphql(guard = "RoleAtLeast(Role::Member).or(KeyScope(Scope::Read))")]
     async fn storage_usage(&self, ctx: &Context<'_>) -> async_graphql::Result<StorageUsage> {
         let (quota_bytes, used_bytes) = crate::files::quota::usage(request(ctx)?.db()?).await?;
-        let state = ctx.data::<crate::startup::AppState>()?;
+        let state = ctx.data::<crate::state::AppState>()?;
         Ok(StorageUsage { quota_bytes, used_bytes, max_file_bytes: state.settings.storage.max_file_bytes })
     }
 }

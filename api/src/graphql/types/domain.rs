@@ -6,7 +6,11 @@ use chrono::{DateTime, NaiveDate, Utc};
 use uuid::Uuid;
 
 use super::User;
-use crate::{error::ApiError, graphql::request, store::page::MAX_PAGE};
+use crate::{
+    error::ApiError,
+    graphql::{loaders, request},
+    store::page::MAX_PAGE,
+};
 
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
 pub enum ClientStatus {
@@ -76,7 +80,7 @@ impl Client {
     #[graphql(complexity = "crate::graphql::limits::list_cost(first, child_complexity)")]
     async fn projects(&self, ctx: &Context<'_>, #[graphql(default = 20)] first: i32) -> async_graphql::Result<Vec<Project>> {
         let key = (self.uuid, nested_first(first)?);
-        let found = request(ctx)?.loaders()?.projects_of_client.load_one(key).await.map_err(ApiError::from)?;
+        let found = loaders(ctx)?.projects_of_client.load_one(key).await.map_err(ApiError::from)?;
         Ok(found.unwrap_or_default().into_iter().map(Project::from).collect())
     }
 }
@@ -116,7 +120,7 @@ impl From<entity::projects::Model> for Project {
 #[ComplexObject]
 impl Project {
     async fn client(&self, ctx: &Context<'_>) -> async_graphql::Result<Client> {
-        let found = request(ctx)?.loaders()?.clients.load_one(self.client_id).await.map_err(ApiError::from)?;
+        let found = loaders(ctx)?.clients.load_one(self.client_id).await.map_err(ApiError::from)?;
         Ok(found.ok_or(ApiError::NotFound("client"))?.into())
     }
 
@@ -124,7 +128,7 @@ impl Project {
     #[graphql(complexity = "crate::graphql::limits::list_cost(first, child_complexity)")]
     async fn documents(&self, ctx: &Context<'_>, #[graphql(default = 5)] first: i32) -> async_graphql::Result<Vec<Document>> {
         let key = (self.uuid, nested_first(first)?);
-        let found = request(ctx)?.loaders()?.documents_of_project.load_one(key).await.map_err(ApiError::from)?;
+        let found = loaders(ctx)?.documents_of_project.load_one(key).await.map_err(ApiError::from)?;
         Ok(found.unwrap_or_default().into_iter().map(Document::from).collect())
     }
 }
@@ -173,17 +177,17 @@ impl From<entity::documents::Model> for Document {
 impl Document {
     async fn project(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Project>> {
         let Some(id) = self.project_id else { return Ok(None) };
-        Ok(request(ctx)?.loaders()?.projects.load_one(id).await.map_err(ApiError::from)?.map(Project::from))
+        Ok(loaders(ctx)?.projects.load_one(id).await.map_err(ApiError::from)?.map(Project::from))
     }
 
     async fn client(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Client>> {
         let Some(id) = self.client_id else { return Ok(None) };
-        Ok(request(ctx)?.loaders()?.clients.load_one(id).await.map_err(ApiError::from)?.map(Client::from))
+        Ok(loaders(ctx)?.clients.load_one(id).await.map_err(ApiError::from)?.map(Client::from))
     }
 
     /// Every stored version, oldest first.
     async fn versions(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<DocumentVersion>> {
-        let found = request(ctx)?.loaders()?.versions_of_document.load_one(self.uuid).await.map_err(ApiError::from)?;
+        let found = loaders(ctx)?.versions_of_document.load_one(self.uuid).await.map_err(ApiError::from)?;
         Ok(found.unwrap_or_default().into_iter().map(DocumentVersion::from).collect())
     }
 
@@ -192,15 +196,15 @@ impl Document {
     /// link costs 10 of a query's complexity budget.
     #[graphql(complexity = "crate::graphql::limits::LINK_COST + child_complexity")]
     async fn download_url(&self, ctx: &Context<'_>, version: Option<i32>) -> async_graphql::Result<DownloadLink> {
-        let state = ctx.data::<crate::startup::AppState>()?;
-        let link = crate::files::download_link(state, request(ctx)?, self.uuid, version).await?;
+        let state = ctx.data::<crate::state::AppState>()?;
+        let link = crate::files::download_link(&state.files, request(ctx)?, self.uuid, version).await?;
         Ok(DownloadLink { url: link.url, expires_at: link.expires_at })
     }
 
     /// Who uploaded it (absent when an API key did, or the user is gone).
     async fn uploader(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<User>> {
         let Some(id) = self.uploaded_by else { return Ok(None) };
-        Ok(request(ctx)?.loaders()?.users.load_one(id).await.map_err(ApiError::from)?.map(User::from))
+        Ok(loaders(ctx)?.users.load_one(id).await.map_err(ApiError::from)?.map(User::from))
     }
 }
 

@@ -7,16 +7,15 @@ use sea_orm::ActiveValue::Set;
 use serde_json::json;
 use uuid::Uuid;
 
-use super::{Role, password::check_policy, principal::UserPrincipal};
 use crate::{
+    auth::{Auth, Role, password::check_policy, principal::UserPrincipal},
     error::{ApiError, ApiResult},
-    startup::AppState,
     store::{
         self, TenantDb, validate,
         audit::Event,
         users::{NewUser, normalize_email},
     },
-    tenancy::RequestContext,
+    request::RequestContext,
 };
 
 #[derive(Debug)]
@@ -66,7 +65,7 @@ async fn ensure_another_owner(db: &TenantDb, user: &users::Model) -> ApiResult<(
     Ok(())
 }
 
-pub async fn create(state: &AppState, ctx: &RequestContext, new: NewAccount) -> ApiResult<users::Model> {
+pub async fn create(auth: &Auth, ctx: &RequestContext, new: NewAccount) -> ApiResult<users::Model> {
     let me = caller(ctx)?;
     if new.role == Role::Owner && me.role != Role::Owner {
         return Err(ApiError::Forbidden("only an owner can create an owner"));
@@ -75,14 +74,14 @@ pub async fn create(state: &AppState, ctx: &RequestContext, new: NewAccount) -> 
     let first_name = validate::name("firstName", &new.first_name, 100)?;
     let last_name = validate::name("lastName", &new.last_name, 100)?;
     check_policy(&new.password, &[&email, &first_name, &last_name])?;
-    let password_hash = state.auth.passwords.hash(&new.password).await?;
+    let password_hash = auth.passwords.hash(&new.password).await?;
     let user = store::users::create(ctx.db()?, NewUser { email, password_hash, first_name, last_name, role: new.role }).await?;
     let changes = json!({ "email": user.email, "role": user.role });
     ctx.audit(Event { action: "user.create", target_type: "user", target_id: Some(user.id), changes: Some(changes) }).await?;
     Ok(user)
 }
 
-pub async fn update(state: &AppState, ctx: &RequestContext, id: Uuid, changes: AccountChanges) -> ApiResult<users::Model> {
+pub async fn update(auth: &Auth, ctx: &RequestContext, id: Uuid, changes: AccountChanges) -> ApiResult<users::Model> {
     let (db, user) = target(ctx, id).await?;
     let email_changed = changes.email.is_some();
     let mut model: users::ActiveModel = user.into();
@@ -106,12 +105,12 @@ pub async fn update(state: &AppState, ctx: &RequestContext, id: Uuid, changes: A
     ctx.audit(Event { action: "user.update", target_type: "user", target_id: Some(user.id), changes: Some(record.into()) }).await?;
     if email_changed {
         // The email is in the access token: the next one must carry the new.
-        state.auth.revocations.cut_user(db, user.tenant_id, user.id).await?;
+        auth.revocations.cut_user(db, user.tenant_id, user.id).await?;
     }
     Ok(user)
 }
 
-pub async fn change_role(state: &AppState, ctx: &RequestContext, id: Uuid, role: Role) -> ApiResult<users::Model> {
+pub async fn change_role(auth: &Auth, ctx: &RequestContext, id: Uuid, role: Role) -> ApiResult<users::Model> {
     if role == Role::Owner && caller(ctx)?.role != Role::Owner {
         return Err(ApiError::Forbidden("only an owner can make someone an owner"));
     }
@@ -125,11 +124,11 @@ pub async fn change_role(state: &AppState, ctx: &RequestContext, id: Uuid, role:
     let changes = json!({ "role": role.as_str() });
     ctx.audit(Event { action: "user.role_change", target_type: "user", target_id: Some(user.id), changes: Some(changes) }).await?;
     // The role is in the access token: the next request must refresh.
-    state.auth.revocations.cut_user(db, user.tenant_id, user.id).await?;
+    auth.revocations.cut_user(db, user.tenant_id, user.id).await?;
     Ok(user)
 }
 
-pub async fn set_active(state: &AppState, ctx: &RequestContext, id: Uuid, active: bool) -> ApiResult<users::Model> {
+pub async fn set_active(auth: &Auth, ctx: &RequestContext, id: Uuid, active: bool) -> ApiResult<users::Model> {
     let (db, user) = target(ctx, id).await?;
     if !active {
         ensure_another_owner(db, &user).await?;
@@ -141,7 +140,7 @@ pub async fn set_active(state: &AppState, ctx: &RequestContext, id: Uuid, active
     ctx.audit(Event { action, target_type: "user", target_id: Some(user.id), changes: Some(json!({ "isActive": active })) }).await?;
     if !active {
         store::sessions::revoke_all(db, user.id).await?;
-        state.auth.revocations.cut_user(db, user.tenant_id, user.id).await?;
+        auth.revocations.cut_user(db, user.tenant_id, user.id).await?;
     }
     Ok(user)
 }

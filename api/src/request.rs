@@ -1,18 +1,17 @@
-//! The per-request context placed in the GraphQL request data: who the
-//! request is for, its id, its tenant-scoped database handle and its
-//! dataloaders. Built fresh for every request and dropped with it, so nothing
-//! here is ever shared between requests or tenants.
+//! The per-request context: who the request is for and who it acts as, its
+//! id, and its tenant-scoped database handle (the request's transaction).
+//! Built fresh for every request and dropped with it, so nothing here is
+//! ever shared between requests or tenants. The HTTP layer builds it; the
+//! services and the schema read it.
 
 use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::{
     auth::Principal,
     error::{ApiError, ApiResult},
-    graphql::loaders::Loaders,
     store::{Database, TenantDb, sessions::ClientInfo},
+    tenancy::{ResolvedTenant, Tenant},
 };
-
-use super::{ResolvedTenant, Tenant};
 
 #[derive(Debug)]
 pub struct RequestContext {
@@ -20,28 +19,19 @@ pub struct RequestContext {
     pub resolved: ResolvedTenant,
     pub principal: Principal,
     pub client: ClientInfo,
-    scope: Option<Scope>,
+    db: Option<Arc<TenantDb>>,
     /// What services above this layer keep for the rest of the request
     /// (files staged by a multipart body, download links issued), by type;
     /// the HTTP layer settles them once the transaction has ended.
     extensions: Mutex<poem::http::Extensions>,
 }
 
-#[derive(Debug)]
-struct Scope {
-    db: Arc<TenantDb>,
-    loaders: Loaders,
-}
-
 impl RequestContext {
     /// Anonymous until the HTTP layer authenticates the request, and a
     /// reader until it says the operation writes ([`Self::begin_writing`]).
     pub fn new(request_id: String, resolved: ResolvedTenant, client: ClientInfo, db: &Database) -> Self {
-        let scope = resolved.tenant.as_ref().map(|t| {
-            let db = Arc::new(db.scoped_reader(t.id));
-            Scope { loaders: Loaders::new(db.clone()), db }
-        });
-        Self { request_id, resolved, principal: Principal::Anonymous, client, scope, extensions: Mutex::default() }
+        let db = resolved.tenant.as_ref().map(|t| Arc::new(db.scoped_reader(t.id)));
+        Self { request_id, resolved, principal: Principal::Anonymous, client, db, extensions: Mutex::default() }
     }
 
     /// The request's `T`, if something put one there.
@@ -66,11 +56,7 @@ impl RequestContext {
 
     /// The tenant-scoped database handle.
     pub fn db(&self) -> ApiResult<&Arc<TenantDb>> {
-        self.scope.as_ref().map(|s| &s.db).ok_or(ApiError::TenantRequired)
-    }
-
-    pub fn loaders(&self) -> ApiResult<&Loaders> {
-        self.scope.as_ref().map(|s| &s.loaders).ok_or(ApiError::TenantRequired)
+        self.db.as_ref().ok_or(ApiError::TenantRequired)
     }
 
     /// Records an audit event in the request's transaction, as the request's
@@ -82,16 +68,16 @@ impl RequestContext {
     /// The operation may write (it is not a query): the request's tenant
     /// handle becomes a writer (see [`TenantDb::begin_writing`]).
     pub async fn begin_writing(&self) -> ApiResult<()> {
-        match &self.scope {
-            Some(scope) => Ok(scope.db.begin_writing().await?),
+        match &self.db {
+            Some(db) => Ok(db.begin_writing().await?),
             None => Ok(()),
         }
     }
 
     /// Commits (or rolls back) the request's transaction, if it opened one.
     pub async fn finish(&self, commit: bool) -> Result<(), sea_orm::DbErr> {
-        match &self.scope {
-            Some(scope) => scope.db.finish(commit).await,
+        match &self.db {
+            Some(db) => db.finish(commit).await,
             None => Ok(()),
         }
     }
