@@ -64,6 +64,15 @@ pub struct ServerSettings {
     pub body_grace_secs: u64,
     /// Open connections at most; further ones are closed at once.
     pub max_connections: usize,
+    /// Web origins (`https://app.example.com`) whose pages may call the API
+    /// from a browser, beyond each agency's own (its subdomain and custom
+    /// domain over https, allowed automatically).
+    pub cors_allowed_origins: Vec<String>,
+    /// `Strict-Transport-Security: max-age` for deployments that terminate
+    /// TLS in front of the server; 0 sends none.
+    pub hsts_max_age_secs: u64,
+    /// Operations one batched request (a JSON array) may hold.
+    pub max_batch_operations: usize,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -230,6 +239,9 @@ impl Default for Settings {
                 min_body_bytes_per_sec: 4096,
                 body_grace_secs: 10,
                 max_connections: 4096,
+                cors_allowed_origins: Vec::new(),
+                hsts_max_age_secs: 0,
+                max_batch_operations: 10,
             },
             database: DatabaseSettings {
                 url: None,
@@ -367,6 +379,17 @@ impl Settings {
                 return Err(invalid("server.trusted_proxies", format!("`{proxy}` is not an address or CIDR range such as 10.0.0.0/8")));
             }
         }
+        for origin in &self.server.cors_allowed_origins {
+            if !crate::net::is_web_origin(origin) {
+                return Err(invalid(
+                    "server.cors_allowed_origins",
+                    format!("`{origin}` is not a web origin: write scheme, host and port only, such as https://app.example.com or http://localhost:3000"),
+                ));
+            }
+        }
+        if self.server.max_batch_operations == 0 {
+            return Err(invalid("server.max_batch_operations", "must be at least 1"));
+        }
         if self.redis.timeout_ms == 0 {
             return Err(invalid("redis.timeout_ms", "must be at least 1"));
         }
@@ -417,8 +440,10 @@ impl Settings {
         if a.argon2_parallelism < 1 {
             return Err(invalid("auth.argon2_parallelism", "must be at least 1"));
         }
-        if a.access_token_ttl_secs < 30 || a.access_token_ttl_secs > 24 * 3600 {
-            return Err(invalid("auth.access_token_ttl_secs", "must be between 30 seconds and a day"));
+        // Seconds-long tokens are for trying refresh flows in development.
+        let shortest = if self.is_production() { 30 } else { 1 };
+        if a.access_token_ttl_secs < shortest || a.access_token_ttl_secs > 24 * 3600 {
+            return Err(invalid("auth.access_token_ttl_secs", format!("must be between {shortest} seconds and a day")));
         }
         if a.refresh_idle_ttl_secs == 0 || a.refresh_idle_ttl_secs > a.refresh_absolute_ttl_secs {
             return Err(invalid("auth.refresh_idle_ttl_secs", "must be positive and at most auth.refresh_absolute_ttl_secs"));

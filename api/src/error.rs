@@ -11,6 +11,9 @@ use uuid::Uuid;
 
 pub enum ApiError {
     Unauthenticated,
+    /// The request sent a credential (access token, API key) that is not
+    /// valid here: expired, revoked, malformed, or another agency's.
+    CredentialRefused,
     Forbidden(&'static str),
     /// The object does not exist, or belongs to another tenant: the two are
     /// answered identically.
@@ -24,6 +27,15 @@ pub enum ApiError {
     /// host without `X-Tenant`.
     TenantRequired,
     MethodNotAllowed(&'static str),
+    /// The body's content type is not one the route takes.
+    UnsupportedMediaType(String),
+    /// A request a browser could send cross-site without a preflight, and
+    /// without a header that forces one (see `http::csrf`).
+    CsrfPrevented,
+    /// `X-API-Version` names a version this server does not serve.
+    UnsupportedApiVersion(String),
+    /// The origin of a cross-origin request is not allowed here.
+    OriginNotAllowed,
     /// Too many attempts; try again after `retry_after` seconds.
     RateLimited { retry_after: u64, why: &'static str },
     /// The email and password do not match an active account (the same
@@ -57,7 +69,7 @@ impl ApiError {
 
     pub fn code(&self) -> &'static str {
         match self {
-            Self::Unauthenticated => "UNAUTHENTICATED",
+            Self::Unauthenticated | Self::CredentialRefused => "UNAUTHENTICATED",
             Self::Forbidden(_) => "FORBIDDEN",
             Self::NotFound(_) => "NOT_FOUND",
             Self::BadUserInput { .. } => "BAD_USER_INPUT",
@@ -66,6 +78,10 @@ impl ApiError {
             Self::TenantInactive => "TENANT_INACTIVE",
             Self::TenantRequired => "TENANT_REQUIRED",
             Self::MethodNotAllowed(_) => "METHOD_NOT_ALLOWED",
+            Self::UnsupportedMediaType(_) => "UNSUPPORTED_MEDIA_TYPE",
+            Self::CsrfPrevented => "CSRF_PREVENTED",
+            Self::UnsupportedApiVersion(_) => "UNSUPPORTED_API_VERSION",
+            Self::OriginNotAllowed => "ORIGIN_NOT_ALLOWED",
             Self::RateLimited { .. } => "RATE_LIMITED",
             Self::InvalidCredentials => "INVALID_CREDENTIALS",
             Self::PayloadTooLarge(_) => "PAYLOAD_TOO_LARGE",
@@ -81,11 +97,16 @@ impl ApiError {
     /// execution (GraphQL field errors are answered with 200).
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::Unauthenticated | Self::InvalidCredentials => StatusCode::UNAUTHORIZED,
+            Self::Unauthenticated | Self::CredentialRefused | Self::InvalidCredentials => StatusCode::UNAUTHORIZED,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::Forbidden(_) | Self::TenantInactive => StatusCode::FORBIDDEN,
+            Self::Forbidden(_) | Self::TenantInactive | Self::OriginNotAllowed => StatusCode::FORBIDDEN,
             Self::NotFound(_) | Self::TenantNotFound => StatusCode::NOT_FOUND,
-            Self::BadUserInput { .. } | Self::TenantRequired | Self::TooComplex { .. } => StatusCode::BAD_REQUEST,
+            Self::BadUserInput { .. }
+            | Self::TenantRequired
+            | Self::TooComplex { .. }
+            | Self::CsrfPrevented
+            | Self::UnsupportedApiVersion(_) => StatusCode::BAD_REQUEST,
+            Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -100,6 +121,7 @@ impl ApiError {
     fn client_message(&self) -> (String, Option<Uuid>) {
         let msg = match self {
             Self::Unauthenticated => "authentication is required: send a valid access token or API key".into(),
+            Self::CredentialRefused => "the access token or API key sent is not valid here (expired, revoked, malformed, or another agency's): refresh the session or sign in again, or send none".into(),
             Self::Forbidden(why) => format!("not allowed: {why}"),
             Self::NotFound(what) => format!("{what} not found"),
             Self::BadUserInput { field, message } => format!("invalid `{field}`: {message}"),
@@ -108,6 +130,10 @@ impl ApiError {
             Self::TenantInactive => "this agency is deactivated; contact the platform administrator".into(),
             Self::TenantRequired => "this operation needs a tenant: use the agency's own host or send an X-Tenant header".into(),
             Self::MethodNotAllowed(why) => (*why).into(),
+            Self::UnsupportedMediaType(why) => why.clone(),
+            Self::CsrfPrevented => "this request could have been sent by any web page without the browser asking first (a GET, or a POST with a form or text content type), so it is refused as a possible cross-site request forgery: send `Content-Type: application/json`, or a non-empty `Apollo-Require-Preflight` or `X-Apollo-Operation-Name` header".into(),
+            Self::UnsupportedApiVersion(sent) => format!("API version `{sent}` is not served here; the supported version is v1 (send `X-API-Version: v1`, or no header)"),
+            Self::OriginNotAllowed => "this origin may not call the API from a browser: ask the platform to add it to the allowed origins, or use the agency's own domain".into(),
             Self::RateLimited { retry_after, why } => format!("{why}; try again in {retry_after} seconds"),
             Self::InvalidCredentials => "the email or password is wrong, or the account is not active".into(),
             Self::PayloadTooLarge(what) => format!("too large: {what}"),

@@ -90,9 +90,46 @@ pub fn is_hostname(s: &str) -> bool {
         })
 }
 
+/// A web origin as browsers send it in `Origin`: `http` or `https`, a host
+/// (a DNS name, an IPv4 literal or a bracketed IPv6 one), an optional port,
+/// lower case, and nothing else.
+pub fn is_web_origin(s: &str) -> bool {
+    let Some(rest) = s.strip_prefix("https://").or_else(|| s.strip_prefix("http://")) else {
+        return false;
+    };
+    let (host_ok, port) = if let Some(bracketed) = rest.strip_prefix('[') {
+        let Some((v6, after)) = bracketed.split_once(']') else { return false };
+        let port = match after {
+            "" => None,
+            p => match p.strip_prefix(':') {
+                Some(p) => Some(p),
+                None => return false,
+            },
+        };
+        (v6.parse::<std::net::Ipv6Addr>().is_ok(), port)
+    } else {
+        let (host, port) = match rest.split_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (rest, None),
+        };
+        (host.parse::<std::net::Ipv4Addr>().is_ok() || is_hostname(host), port)
+    };
+    host_ok && port.is_none_or(|p| p.parse::<u16>().is_ok_and(|p| p > 0))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn web_origins_are_scheme_host_and_port_only() {
+        for ok in ["https://app.example.com", "http://localhost:3000", "http://127.0.0.1:5173", "http://[::1]:8080", "https://[::1]"] {
+            assert!(is_web_origin(ok), "{ok}");
+        }
+        for bad in ["app.example.com", "https://app.example.com/", "https://App.example.com", "ftp://x.com", "http://x.com:0", "http://x.com:99999", "https://[::1", "https://[::1]x", "*"] {
+            assert!(!is_web_origin(bad), "{bad}");
+        }
+    }
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()

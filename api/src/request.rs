@@ -18,6 +18,10 @@ pub struct RequestContext {
     pub request_id: String,
     pub resolved: ResolvedTenant,
     pub principal: Principal,
+    /// The request sent a credential that was refused: it runs as
+    /// anonymous, and every field but the sign-in ones answers
+    /// `UNAUTHENTICATED`.
+    pub credential_refused: bool,
     pub client: ClientInfo,
     db: Option<Arc<TenantDb>>,
     /// What services above this layer keep for the rest of the request
@@ -31,7 +35,7 @@ impl RequestContext {
     /// reader until it says the operation writes ([`Self::begin_writing`]).
     pub fn new(request_id: String, resolved: ResolvedTenant, client: ClientInfo, db: &Database) -> Self {
         let db = resolved.tenant.as_ref().map(|t| Arc::new(db.scoped_reader(t.id)));
-        Self { request_id, resolved, principal: Principal::Anonymous, client, db, extensions: Mutex::default() }
+        Self { request_id, resolved, principal: Principal::Anonymous, credential_refused: false, client, db, extensions: Mutex::default() }
     }
 
     /// The request's `T`, if something put one there.

@@ -8,6 +8,7 @@ pub mod limits;
 pub mod loaders;
 mod mutation;
 mod query;
+pub mod request_errors;
 mod schema;
 pub mod types;
 

@@ -2,7 +2,7 @@
 
 use async_graphql::{EmptySubscription, Schema};
 
-use super::{limits::CostLimit, mutation::Mutation, query::Query};
+use super::{limits::CostLimit, mutation::Mutation, query::Query, request_errors::RequestErrors};
 
 pub type AppSchema = Schema<Query, Mutation, EmptySubscription>;
 
@@ -15,6 +15,7 @@ pub struct SchemaOptions {
 pub fn build_schema(options: SchemaOptions) -> AppSchema {
     let mut builder = Schema::build(Query::default(), Mutation::default(), EmptySubscription)
         .limit_depth(12)
+        .extension(RequestErrors)
         .extension(CostLimit)
         .limit_recursive_depth(32)
         .limit_directives(16);

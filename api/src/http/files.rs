@@ -12,7 +12,7 @@ use poem::{
 };
 use uuid::Uuid;
 
-use super::graphql::error_response;
+use super::{pipeline, response};
 use crate::{
     error::ApiError,
     files::{self, DownloadGrant, UploadGrant},
@@ -22,8 +22,7 @@ use crate::{
 };
 
 async fn tenant_of(req: &Request, state: &AppState) -> Result<Uuid, ApiError> {
-    let resolved = state.tenants.resolve(&super::request_host(req), req.header("x-tenant")).await?;
-    Ok(resolved.tenant.ok_or(ApiError::TenantRequired)?.id)
+    Ok(pipeline::tenant(req, state).await?.tenant.ok_or(ApiError::TenantRequired)?.id)
 }
 
 fn refused() -> ApiError {
@@ -34,7 +33,7 @@ fn refused() -> ApiError {
 pub async fn download(req: &Request, Path(grant): Path<String>, Data(state): Data<&AppState>) -> Response {
     match serve_download(req, &grant, state).await {
         Ok(resp) => resp,
-        Err(e) => error_response(e),
+        Err(e) => response::error_for(e, req),
     }
 }
 
@@ -72,7 +71,7 @@ async fn serve_download(req: &Request, grant: &str, state: &AppState) -> Result<
 pub async fn upload(req: &Request, Path(grant): Path<String>, Data(state): Data<&AppState>, body: Body) -> Response {
     match take_upload(req, &grant, state, body).await {
         Ok(()) => Response::builder().status(StatusCode::NO_CONTENT).finish(),
-        Err(e) => error_response(e),
+        Err(e) => response::error_for(e, req),
     }
 }
 

@@ -1,219 +1,194 @@
-//! `GET` and `POST /graphql`: resolve the tenant, build the request context,
-//! execute, then commit or roll back the request's transaction before
-//! answering.
+//! `GET` and `POST /graphql`: GraphQL over HTTP. The request goes through
+//! the pipeline's steps (CSRF, tenant, authentication), each operation runs
+//! in a transaction of its own that commits or rolls back before the answer,
+//! and the answer follows the media type the client accepts.
 
 use std::sync::Arc;
 
-use async_graphql::{
-    http::MultipartOptions,
-    parser::types::OperationType,
-};
-use async_graphql_poem::GraphQLResponse;
+use async_graphql::{BatchRequest, Pos, Value, parser::types::OperationType};
 use poem::{
-    Body, IntoResponse, Request, Response, handler,
-    http::{Method, StatusCode},
-    web::{Data, Json},
+    Body, Request, Response, handler,
+    http::{HeaderValue, Method, StatusCode, header},
+    web::Data,
 };
 
-use super::RequestId;
-use crate::{
-    auth::{
-        Principal, Scope,
-        authenticate::{Credentials, authenticate},
-    },
-    error::ApiError,
-    graphql::AppSchema,
-    state::AppState,
-    store::sessions::ClientInfo,
-    request::RequestContext,
+use super::{
+    csrf, graphql_body, pipeline,
+    response::{self, Media},
 };
-
-pub fn error_response(err: ApiError) -> Response {
-    let status = err.status();
-    let retry_after = err.retry_after();
-    let mut resp = Json(err.into_response_body()).into_response();
-    resp.set_status(status);
-    if status == StatusCode::UNAUTHORIZED {
-        resp.headers_mut().insert("www-authenticate", poem::http::HeaderValue::from_static("Bearer"));
-    }
-    if let Some(secs) = retry_after {
-        resp.headers_mut().insert("retry-after", poem::http::HeaderValue::from(secs));
-    }
-    resp
-}
-
-/// A response that failed because a dependency is unavailable, and so
-/// changed nothing, is answered `503` with `Retry-After` (the GraphQL body
-/// unchanged), so that clients and proxies retry it instead of reading it
-/// as a permanent failure.
-fn unavailable_status(response: &async_graphql::Response, committed: bool) -> Option<u64> {
-    let unavailable = response.errors.iter().any(|e| {
-        e.extensions.as_ref().and_then(|x| x.get("code")).is_some_and(|c| {
-            *c == async_graphql::Value::from("SERVICE_UNAVAILABLE") || *c == async_graphql::Value::from("OUTCOME_UNKNOWN")
-        })
-    });
-    (unavailable && !committed).then_some(crate::error::UNAVAILABLE_RETRY_AFTER)
-}
+use crate::{error::ApiError, graphql::AppSchema, request::RequestContext, state::AppState};
 
 #[handler]
 pub async fn graphql(req: &Request, Data(state): Data<&AppState>, Data(schema): Data<&AppSchema>, body: Body) -> Response {
-    let request_id = req.extensions().get::<RequestId>().map(|r| r.0.clone()).unwrap_or_default();
-    let resolved = match state.tenants.resolve(&super::request_host(req), req.header("x-tenant")).await {
-        Ok(r) => r,
-        Err(e) => return error_response(e),
-    };
-    let client = ClientInfo {
-        ip: super::ClientAddr::of(req).map(|ip| ip.to_string()),
-        user_agent: req.header("user-agent").map(str::to_owned),
-    };
-    let mut ctx = RequestContext::new(request_id, resolved, client, &state.db);
-    let creds = Credentials { authorization: req.header("authorization"), api_key: req.header("x-api-key") };
-    match authenticate(&state.auth, &ctx.resolved, ctx.db().ok().map(|d| d.as_ref()), creds).await {
-        Ok(principal) => ctx.principal = principal,
-        Err(e) => {
-            if let Err(db_err) = ctx.finish(false).await {
-                tracing::warn!(error = ?db_err, "rolling back after a refused credential");
-            }
-            return error_response(e);
-        }
+    let media = Media::of(req);
+    match serve(req, state, schema, body, media).await {
+        Ok(resp) => resp,
+        Err(e) => response::error(e, media),
     }
-    // The body is read only now: an unknown agency or a refused credential
-    // never gets to spool a large upload.
-    let gql = match read_request(req, body, state, &ctx).await {
-        Ok(r) => r,
-        Err(e) => {
-            if let Err(db_err) = ctx.finish(false).await {
-                tracing::warn!(error = ?db_err, "rolling back after an unreadable request");
+}
+
+async fn serve(req: &Request, state: &AppState, schema: &AppSchema, body: Body, media: Media) -> Result<Response, ApiError> {
+    csrf::check(req)?;
+    if req.method() == Method::POST {
+        graphql_body::body_kind(req)?;
+    }
+    let ctx = pipeline::begin(req, state).await?;
+    // The body is read only now: an unknown agency never gets to spool a
+    // large upload.
+    let batch = match graphql_body::read(req, body, state, &ctx).await {
+        Ok(batch) => batch,
+        Err(e) => return Err(pipeline::abandon(&ctx, state, e).await),
+    };
+    let get = req.method() == Method::GET;
+    let mut resp = match batch {
+        BatchRequest::Single(op) => {
+            let done = run(schema, state, Arc::new(ctx), op, get).await?;
+            let mut resp = answer(&done, media);
+            // Development only: how many SQL statements the request ran
+            // (tests use it to prove batching; production hides it).
+            if !state.settings.is_production()
+                && let Some(n) = done.statements
+            {
+                resp.headers_mut().insert("x-aggios-sql-statements", HeaderValue::from(n));
             }
-            return error_response(e);
+            resp
+        }
+        BatchRequest::Batch(ops) => {
+            // One transaction per operation, as if each had come alone:
+            // one failing rolls back only itself.
+            let first = Arc::new(ctx);
+            let mut done = Vec::with_capacity(ops.len());
+            for (i, op) in ops.into_iter().enumerate() {
+                let ctx = if i == 0 { first.clone() } else { Arc::new(pipeline::sibling(&first, state)) };
+                done.push(match run(schema, state, ctx, op, get).await {
+                    Ok(d) => d,
+                    Err(e) => Done::failed(e),
+                });
+            }
+            answer_batch(&done)
         }
     };
-    if req.method() == Method::GET && !is_query(&gql) {
-        if let Err(db_err) = ctx.finish(false).await {
-            tracing::warn!(error = ?db_err, "rolling back after a refused GET");
-        }
-        return error_response(ApiError::MethodNotAllowed(
-            "only queries may be sent with GET; send mutations with POST",
-        ));
+    resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(resp)
+}
+
+/// One operation, run and settled.
+struct Done {
+    response: async_graphql::Response,
+    committed: bool,
+    statements: Option<u64>,
+}
+
+impl Done {
+    /// An operation refused before it ran.
+    fn failed(err: ApiError) -> Self {
+        let err: async_graphql::Error = err.into();
+        Self { response: async_graphql::Response::from_errors(vec![err.into_server_error(Pos::default())]), committed: false, statements: None }
+    }
+}
+
+async fn run(schema: &AppSchema, state: &AppState, ctx: Arc<RequestContext>, op: async_graphql::Request, get: bool) -> Result<Done, ApiError> {
+    let query = is_query(&op);
+    if get && !query {
+        let refused = ApiError::MethodNotAllowed("only queries may be sent with GET; send mutations with POST");
+        return Err(pipeline::abandon(&ctx, state, refused).await);
     }
     // Queries stay readers: on SQLite they never wait for a writer.
-    if !is_query(&gql)
-        && let Err(e) = ctx.begin_writing().await
+    if !query && let Err(e) = ctx.begin_writing().await {
+        return Err(pipeline::abandon(&ctx, state, e).await);
+    }
+    let mut response = schema.execute(crate::graphql::prepare(op, ctx.clone(), state.clone())).await;
+    let commit = response.errors.is_empty();
+    let mut committed = commit;
+    if let Err(e) = pipeline::end(&ctx, state, commit).await {
+        committed = false;
+        let err: async_graphql::Error = e.into();
+        response = async_graphql::Response::from_errors(vec![err.into_server_error(Pos::default())]);
+    }
+    let statements = ctx.db().ok().map(|db| db.statement_count());
+    Ok(Done { response, committed, statements })
+}
+
+fn code(err: &async_graphql::ServerError) -> Option<String> {
+    match err.extensions.as_ref()?.get("code")? {
+        Value::String(s) => Some(s.clone()),
+        _ => None,
+    }
+}
+
+/// A request error: the operation never ran (it did not parse, validate,
+/// coerce its variables, or name an operation of the document), so there is
+/// no `data` and no error has a path.
+fn is_request_error(resp: &async_graphql::Response) -> bool {
+    !resp.errors.is_empty() && resp.data == Value::Null && resp.errors.iter().all(|e| e.path.is_empty())
+}
+
+/// The status an answer takes, and its `Retry-After`:
+/// - an operation that failed because a dependency is unavailable, and so
+///   changed nothing, is `503` with `Retry-After` (body unchanged), so that
+///   clients and proxies retry it instead of reading a permanent failure;
+/// - `RATE_LIMITED` carries `Retry-After` (the longest asked);
+/// - a request error is `400` in `application/graphql-response+json` and
+///   `200` in `application/json`, as GraphQL over HTTP says;
+/// - everything else that ran is `200`.
+fn status_of(done: &Done, media: Media) -> (StatusCode, Option<u64>) {
+    let codes: Vec<String> = done.response.errors.iter().filter_map(code).collect();
+    if !done.committed && codes.iter().any(|c| c == "SERVICE_UNAVAILABLE" || c == "OUTCOME_UNKNOWN") {
+        return (StatusCode::SERVICE_UNAVAILABLE, Some(crate::error::UNAVAILABLE_RETRY_AFTER));
+    }
+    let retry_after = done
+        .response
+        .errors
+        .iter()
+        .filter(|e| code(e).as_deref() == Some("RATE_LIMITED"))
+        .filter_map(|e| match e.extensions.as_ref()?.get("retryAfter")? {
+            Value::Number(n) => n.as_u64(),
+            _ => None,
+        })
+        .max();
+    let status = if !is_request_error(&done.response) {
+        StatusCode::OK
+    } else if codes.iter().any(|c| c == "INTERNAL") {
+        StatusCode::INTERNAL_SERVER_ERROR
+    } else if media == Media::GraphqlResponse {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    (status, retry_after)
+}
+
+/// The GraphQL response body; a request error has no `data` entry.
+fn body_of(resp: &async_graphql::Response) -> serde_json::Value {
+    let mut body = serde_json::to_value(resp).unwrap_or_default();
+    if is_request_error(resp)
+        && let Some(obj) = body.as_object_mut()
     {
-        return error_response(e);
+        obj.remove("data");
     }
-    let ctx = Arc::new(ctx);
-    let mut response = schema.execute(crate::graphql::prepare(gql, ctx.clone(), state.clone())).await;
-    let mut commit = response.errors.is_empty();
-    if let Err(e) = ctx.finish(commit).await {
-        // A COMMIT whose answer never came may have been applied.
-        let err = if commit && crate::error::db_unreachable(&e) { ApiError::OutcomeUnknown } else { ApiError::from(e) };
-        commit = false;
-        let err: async_graphql::Error = err.into();
-        response = async_graphql::Response::from_errors(vec![err.into_server_error(Default::default())]);
-    }
-    crate::files::after_request(&state.files, &ctx, response.errors.is_empty()).await;
-    let retry_after = unavailable_status(&response, commit);
-    let mut resp = GraphQLResponse(response).into_response();
+    body
+}
+
+fn with_retry_after(mut resp: Response, retry_after: Option<u64>) -> Response {
     if let Some(secs) = retry_after {
-        resp.set_status(StatusCode::SERVICE_UNAVAILABLE);
-        resp.headers_mut().insert("retry-after", poem::http::HeaderValue::from(secs));
-    }
-    if resp.status() == StatusCode::OK {
-        resp.headers_mut().insert("cache-control", poem::http::HeaderValue::from_static("no-store"));
-    }
-    // Development only: how many SQL statements the request ran through its
-    // tenant handle (tests use it to prove batching; production hides it).
-    if !state.settings.is_production()
-        && let Ok(db) = ctx.db()
-    {
-        resp.headers_mut().insert("x-aggios-sql-statements", poem::http::HeaderValue::from(db.statement_count()));
+        resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
     }
     resp
 }
 
-/// The GraphQL request of a GET (query string) or POST (JSON, or the
-/// multipart request spec with files spooled to temporary files), within the
-/// size limits of `storage.*`.
-async fn read_request(
-    req: &Request,
-    body: Body,
-    state: &AppState,
-    ctx: &RequestContext,
-) -> Result<async_graphql::Request, ApiError> {
-    if req.method() == Method::GET {
-        return async_graphql::http::parse_query_string(req.uri().query().unwrap_or_default())
-            .map_err(|e| ApiError::BadUserInput { field: "query", message: e.to_string() });
-    }
-    let limits = &state.settings.storage;
-    let max = limits.max_request_bytes;
-    let declared = req.header("content-length").and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > max) {
-        return Err(ApiError::PayloadTooLarge(format!("the request has {} bytes and the limit is {max}", declared.unwrap_or(0))));
-    }
-    let content_type = req.header("content-type").unwrap_or_default();
-    if content_type.trim_start().to_ascii_lowercase().starts_with("multipart/") {
-        // Files go to storage as they arrive, so only a caller who may
-        // write documents gets that far.
-        let tenant = ctx.tenant()?.id;
-        match &ctx.principal {
-            Principal::Anonymous => return Err(ApiError::Unauthenticated),
-            Principal::User(_) => {}
-            Principal::ApiKey(k) if k.scope == Scope::ReadWrite => {}
-            _ => return Err(ApiError::Forbidden("uploading needs a member of the agency or a read-write API key")),
-        }
-        // What authentication wrote commits now, so no transaction (and no
-        // pooled connection) stays open while the files move.
-        ctx.db()?.finish(true).await.map_err(ApiError::from)?;
-        return super::multipart::read(content_type, declared, body, state, ctx, tenant).await;
-    }
-    // A plain GraphQL body is read into memory: it gets a small limit of its own.
-    let max = max.min(MAX_JSON_BODY);
-    if declared.is_some_and(|n| n > max) {
-        return Err(ApiError::PayloadTooLarge(format!("a GraphQL request without files is limited to {max} bytes")));
-    }
-    let tripped = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let reader = Limited { inner: body.into_async_read(), left: max, tripped: tripped.clone() };
-    use tokio_util::compat::TokioAsyncReadCompatExt as _;
-    let parsed = async_graphql::http::receive_body(Some(content_type), reader.compat(), MultipartOptions::default()).await;
-    let request = match parsed {
-        Ok(r) => r,
-        Err(_) if tripped.load(std::sync::atomic::Ordering::Relaxed) => {
-            return Err(ApiError::PayloadTooLarge(format!("the request is larger than the limit of {max} bytes")));
-        }
-        Err(e) => return Err(ApiError::BadUserInput { field: "request", message: e.to_string() }),
-    };
-    Ok(request)
+fn answer(done: &Done, media: Media) -> Response {
+    let (status, retry_after) = status_of(done, media);
+    let body = serde_json::to_vec(&body_of(&done.response)).unwrap_or_default();
+    with_retry_after(response::json(media, status, body), retry_after)
 }
 
-/// The largest GraphQL request without files (JSON).
-const MAX_JSON_BODY: u64 = 1024 * 1024;
-
-/// A body reader that fails once more than `left` bytes arrive.
-struct Limited<R> {
-    inner: R,
-    left: u64,
-    tripped: Arc<std::sync::atomic::AtomicBool>,
-}
-
-impl<R: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Limited<R> {
-    fn poll_read(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &mut tokio::io::ReadBuf<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        let before = buf.filled().len();
-        let polled = std::pin::Pin::new(&mut self.inner).poll_read(cx, buf);
-        if let std::task::Poll::Ready(Ok(())) = &polled {
-            let n = (buf.filled().len() - before) as u64;
-            if n > self.left {
-                self.tripped.store(true, std::sync::atomic::Ordering::Relaxed);
-                return std::task::Poll::Ready(Err(std::io::Error::other("request body over the limit")));
-            }
-            self.left -= n;
-        }
-        polled
-    }
+/// A batch is answered `200` in JSON, one GraphQL response per operation in
+/// order; each keeps its own errors.
+fn answer_batch(done: &[Done]) -> Response {
+    let bodies: Vec<serde_json::Value> = done.iter().map(|d| body_of(&d.response)).collect();
+    let retry_after = done.iter().filter_map(|d| status_of(d, Media::Json).1).max();
+    let body = serde_json::to_vec(&bodies).unwrap_or_default();
+    with_retry_after(response::json(Media::Json, StatusCode::OK, body), retry_after)
 }
 
 /// Whether the operation the request would run is a query. A document that

@@ -1,14 +1,27 @@
-//! HTTP: routes and middleware. `/graphql` is tenant-bound; health and the
-//! playground are not.
+//! HTTP: routes and the request pipeline. Every route sits behind the same
+//! middleware (request id, client address, panics caught, compression,
+//! security headers, CORS, API version); `/graphql` and the file routes
+//! then take the pipeline's steps (`pipeline`), and `response` is where an
+//! error becomes an answer.
 
+mod api_version;
 mod client_addr;
+mod compression;
+mod cors;
+mod csrf;
 mod files;
 mod graphql;
+mod graphql_body;
 mod health;
 mod multipart;
+mod pipeline;
 pub mod playground;
 mod request_id;
+pub mod response;
+mod security_headers;
 pub mod server;
+
+use std::sync::Arc;
 
 use poem::{Endpoint, EndpointExt, Route, get};
 
@@ -26,7 +39,9 @@ fn request_host(req: &poem::Request) -> String {
 }
 
 pub fn routes(state: AppState) -> impl Endpoint<Output = poem::Response> {
-    let trusted: std::sync::Arc<[crate::net::Cidr]> = state.settings.trusted_proxies().into();
+    let trusted: Arc<[crate::net::Cidr]> = state.settings.trusted_proxies().into();
+    let cors = Arc::new(cors::Cors::new(&state.settings.server.cors_allowed_origins, state.tenants.clone()));
+    let security = Arc::new(security_headers::SecurityHeaders::new(state.settings.server.hsts_max_age_secs));
     let schema = build_schema(SchemaOptions { production: state.settings.is_production() });
     Route::new()
         .at("/graphql", get(graphql::graphql).post(graphql::graphql))
@@ -38,6 +53,10 @@ pub fn routes(state: AppState) -> impl Endpoint<Output = poem::Response> {
         .at("/readyz", get(health::readyz))
         .data(state)
         .data(schema)
+        .around(api_version::with_api_version)
+        .around(move |ep, req| cors::with_cors(ep, req, cors.clone()))
+        .around(move |ep, req| security_headers::with_security_headers(ep, req, security.clone()))
+        .around(compression::with_compression)
         // A panic in a handler or library answers 500 instead of dropping the connection.
         .with(poem::middleware::CatchPanic::new())
         .around(move |ep, req| client_addr::with_client_addr(ep, trusted.clone(), req))

@@ -9,7 +9,7 @@ use uuid::Uuid;
 use super::Identity;
 use crate::{
     auth::{
-        Role,
+        Principal, Role,
         password::check_policy,
         principal::{AdminPrincipal, UserPrincipal},
     },
@@ -324,4 +324,15 @@ pub async fn platform_login(identity: &Identity, ctx: &RequestContext, email: &s
             Err(ApiError::InvalidCredentials)
         }
     }
+}
+
+/// Ends every access token the signed-in platform administrator holds, on
+/// every replica within a second (as `logoutEverywhere` does for a user);
+/// they sign in again with `platformLogin`.
+pub async fn platform_logout_everywhere(identity: &Identity, ctx: &RequestContext) -> ApiResult<bool> {
+    let Principal::PlatformAdmin(admin) = &ctx.principal else {
+        return Err(ApiError::Unauthenticated);
+    };
+    identity.auth.revocations.cut_admin(identity.db.platform(), admin.admin_id).await?;
+    Ok(true)
 }

@@ -6,20 +6,30 @@ mod key_scope;
 mod platform_admin;
 mod public;
 mod role_at_least;
+mod sign_in;
 mod signed_in;
 
 pub use key_scope::KeyScope;
 pub use platform_admin::PlatformAdminOnly;
 pub use public::Public;
 pub use role_at_least::RoleAtLeast;
+pub use sign_in::SignIn;
 pub use signed_in::SignedIn;
 
 use async_graphql::Context;
 
 use crate::{auth::Principal, error::ApiError};
 
+/// The request's principal. A request whose credential was refused
+/// (expired, revoked, garbage) has none: every guard but `SignIn` answers
+/// `UNAUTHENTICATED` for it, as a GraphQL error a client can act on
+/// (refresh, then retry), not an HTTP refusal of the whole request.
 fn principal<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a Principal> {
-    Ok(&super::request(ctx)?.principal)
+    let request = super::request(ctx)?;
+    if request.credential_refused {
+        return Err(ApiError::CredentialRefused.into());
+    }
+    Ok(&request.principal)
 }
 
 /// Anonymous callers are told to authenticate; others that fail a guard are

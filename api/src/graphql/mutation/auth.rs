@@ -3,7 +3,7 @@ use async_graphql::{Context, ID, Object};
 use crate::{
     identity::flows::{self, SignUp, SignedIn},
     graphql::{
-        guards::{Public, SignedIn as SignedInGuard},
+        guards::{SignIn, SignedIn as SignedInGuard},
         parse_id, request, state,
         types::{AuthPayload, ChangePasswordInput, LoginInput, SignUpInput},
     },
@@ -29,7 +29,7 @@ pub struct AuthMutation;
 impl AuthMutation {
     /// Creates an agency and its owner, and signs the owner in. On the
     /// general API host.
-    #[graphql(guard = "Public")]
+    #[graphql(guard = "SignIn")]
     async fn sign_up(&self, ctx: &Context<'_>, input: SignUpInput) -> async_graphql::Result<AuthPayload> {
         let input = SignUp {
             agency_name: input.agency_name,
@@ -44,7 +44,7 @@ impl AuthMutation {
 
     /// Signs in with email and password: on the agency's host, or on the API
     /// host (naming the agency when the email belongs to several).
-    #[graphql(guard = "Public")]
+    #[graphql(guard = "SignIn")]
     async fn login(&self, ctx: &Context<'_>, input: LoginInput) -> async_graphql::Result<AuthPayload> {
         let r = request(ctx)?;
         Ok(flows::login(&state(ctx)?.identity, r, &input.email, &input.password, input.agency.as_deref()).await?.into())
@@ -52,7 +52,7 @@ impl AuthMutation {
 
     /// Trades a refresh token for a new access token and a new refresh token.
     /// A refresh token works once; presenting a spent one ends its session.
-    #[graphql(guard = "Public")]
+    #[graphql(guard = "SignIn")]
     async fn refresh_session(&self, ctx: &Context<'_>, refresh_token: String) -> async_graphql::Result<AuthPayload> {
         Ok(flows::refresh(&state(ctx)?.identity, request(ctx)?, &refresh_token).await?.into())
     }

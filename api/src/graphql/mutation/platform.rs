@@ -3,7 +3,7 @@ use async_graphql::{Context, ID, Object};
 use crate::{
     identity::flows,
     graphql::{
-        guards::{PlatformAdminOnly, Public},
+        guards::{PlatformAdminOnly, SignIn},
         parse_id, request, state,
         types::{PlatformAuthPayload, Tenant},
     },
@@ -58,10 +58,17 @@ async fn set_active(ctx: &Context<'_>, id: ID, active: bool) -> async_graphql::R
 #[Object]
 impl PlatformMutation {
     /// Signs a platform administrator in, on the general API host.
-    #[graphql(guard = "Public")]
+    #[graphql(guard = "SignIn")]
     async fn platform_login(&self, ctx: &Context<'_>, email: String, password: String) -> async_graphql::Result<PlatformAuthPayload> {
         let (access_token, access_token_expires_at) = flows::platform_login(&state(ctx)?.identity, request(ctx)?, &email, &password).await?;
         Ok(PlatformAuthPayload { access_token, access_token_expires_at })
+    }
+
+    /// Ends every access token of the signed-in platform administrator, on
+    /// every replica within a second; sign in again with `platformLogin`.
+    #[graphql(guard = "PlatformAdminOnly")]
+    async fn platform_logout_everywhere(&self, ctx: &Context<'_>) -> async_graphql::Result<bool> {
+        Ok(flows::platform_logout_everywhere(&state(ctx)?.identity, request(ctx)?).await?)
     }
 
     /// Deactivates an agency: every request to it is refused until it is
