@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite against real services. Installs and starts what is
 # missing (PostgreSQL, Redis, SeaweedFS, check-jsonschema, Chromium), fails
-# loudly when a service cannot be had, and stops what it started.
+# loudly when a service cannot be had, and stops what it started. Last, the
+# client programs in clients/ (clients/run.sh) run against a server of their own.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -79,5 +80,9 @@ ADDR=$(sed -n 's/^Aggios is listening on //p' "$WORK/serve.out")
 [ -n "$ADDR" ] || { cat "$WORK/serve.err" >&2; die "aggios serve did not start"; }
 node playground/check.mjs "$ADDR" "$WORK/playground.png"
 
+# --- real clients: graphql-http audits, Apollo Client refresh, CORS ----------
+say "client programs against a server of their own"
+clients/run.sh "$BIN" || die "client programs (clients/run.sh)"
+
 passed=$(grep -oE '^test result: ok\. [0-9]+ passed' "$WORK/cargo-test.log" | awk '{s+=$4} END {print s+0}')
-echo "all checks passed: $passed Rust tests, compose validation, playground in Chromium"
+echo "all checks passed: $passed Rust tests, compose validation, playground in Chromium, client programs"
