@@ -6,6 +6,7 @@
 
 mod abuse_files;
 mod authz_matrix;
+mod byte_counts;
 mod cli;
 mod domain;
 mod faults;

@@ -235,8 +235,7 @@ impl DomainMutation {
     async fn request_document_upload(&self, ctx: &Context<'_>, input: RequestDocumentUploadInput) -> async_graphql::Result<DirectUpload> {
         let r = request(ctx)?;
         let state = ctx.data::<AppState>()?;
-        let size = u64::try_from(input.size_bytes)
-            .map_err(|_| ApiError::BadUserInput { field: "sizeBytes", message: "must not be negative".into() })?;
+        let size = input.size_bytes.get();
         let target = match &input.document_id {
             Some(doc) => {
                 if input.project_id.is_some() || input.client_id.is_some() || input.name.is_some() {

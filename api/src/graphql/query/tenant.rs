@@ -5,17 +5,17 @@ use crate::{
     graphql::{
         guards::{KeyScope, Public, RoleAtLeast},
         request,
-        types::Tenant,
+        types::{ByteCountField, Tenant},
     },
 };
 
 /// The agency's file storage: its quota and what its documents use.
 #[derive(SimpleObject)]
 pub struct StorageUsage {
-    pub quota_bytes: i64,
-    pub used_bytes: i64,
+    pub quota_bytes: ByteCountField,
+    pub used_bytes: ByteCountField,
     /// The largest file one upload may carry.
-    pub max_file_bytes: u64,
+    pub max_file_bytes: ByteCountField,
 }
 
 #[derive(Default)]
@@ -35,6 +35,10 @@ impl TenantQuery {
     async fn storage_usage(&self, ctx: &Context<'_>) -> async_graphql::Result<StorageUsage> {
         let (quota_bytes, used_bytes) = crate::files::quota::usage(request(ctx)?.db()?).await?;
         let state = ctx.data::<crate::state::AppState>()?;
-        Ok(StorageUsage { quota_bytes, used_bytes, max_file_bytes: state.settings.storage.max_file_bytes })
+        Ok(StorageUsage {
+            quota_bytes: quota_bytes.try_into(),
+            used_bytes: used_bytes.try_into(),
+            max_file_bytes: state.settings.storage.max_file_bytes.try_into(),
+        })
     }
 }

@@ -5,7 +5,7 @@ use async_graphql::{ComplexObject, Context, Enum, ID, InputObject, Json, MaybeUn
 use chrono::{DateTime, NaiveDate, Utc};
 use uuid::Uuid;
 
-use super::User;
+use super::{ByteCount, ByteCountField, User};
 use crate::{
     error::ApiError,
     graphql::{loaders, request},
@@ -139,7 +139,7 @@ pub struct Document {
     pub id: ID,
     pub name: String,
     pub content_type: String,
-    pub size_bytes: i64,
+    pub size_bytes: ByteCountField,
     pub checksum_sha256: String,
     pub current_version: i32,
     pub created_at: DateTime<Utc>,
@@ -160,7 +160,7 @@ impl From<entity::documents::Model> for Document {
             id: ID(m.id.to_string()),
             name: m.name,
             content_type: m.content_type,
-            size_bytes: m.size_bytes,
+            size_bytes: m.size_bytes.try_into(),
             checksum_sha256: m.checksum_sha256,
             current_version: m.current_version,
             created_at: m.created_at,
@@ -316,7 +316,7 @@ pub struct RequestDocumentUploadInput {
     pub document_id: Option<ID>,
     pub name: Option<String>,
     pub content_type: String,
-    pub size_bytes: i64,
+    pub size_bytes: ByteCount,
 }
 
 #[derive(SimpleObject)]
@@ -349,7 +349,7 @@ pub struct DownloadLink {
 pub struct DocumentVersion {
     pub version: i32,
     pub content_type: String,
-    pub size_bytes: i64,
+    pub size_bytes: ByteCountField,
     pub checksum_sha256: String,
     pub uploaded_by_id: Option<ID>,
     pub created_at: DateTime<Utc>,
@@ -360,7 +360,7 @@ impl From<entity::document_versions::Model> for DocumentVersion {
         Self {
             version: m.version,
             content_type: m.content_type,
-            size_bytes: m.size_bytes,
+            size_bytes: m.size_bytes.try_into(),
             checksum_sha256: m.checksum_sha256,
             uploaded_by_id: m.uploaded_by.map(|u| ID(u.to_string())),
             created_at: m.created_at,

@@ -2,6 +2,7 @@
 
 mod api_key;
 mod auth;
+mod byte_count;
 mod domain;
 mod session;
 mod tenant;
@@ -14,6 +15,7 @@ pub use domain::{
     UpdateDocumentInput, UpdateProjectInput, enum_name,
 };
 pub use auth::{AuthPayload, ChangePasswordInput, LoginInput, PlatformAuthPayload, SignUpInput};
+pub use byte_count::{ByteCount, ByteCountField, ByteCountOutOfRange, MAX_BYTE_COUNT};
 pub use session::Session;
 pub use tenant::Tenant;
 pub use user::{CreateUserInput, UpdateUserInput, User};
