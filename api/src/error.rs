@@ -48,6 +48,9 @@ pub enum ApiError {
     /// The query costs more than one request may (see `graphql::limits`);
     /// `link_cost` is what one download link costs in it.
     TooComplex { cost: usize, limit: usize, link_cost: usize },
+    /// The operation nests fields deeper than one request may (see
+    /// `graphql::limits`); introspection's own nesting is not counted.
+    TooDeep { depth: usize, limit: usize },
     /// A dependency (database, Redis, storage) cannot be reached.
     Unavailable(&'static str),
     /// The connection to the database broke while the request's change was
@@ -87,6 +90,7 @@ impl ApiError {
             Self::PayloadTooLarge(_) => "PAYLOAD_TOO_LARGE",
             Self::QuotaExceeded { .. } => "QUOTA_EXCEEDED",
             Self::TooComplex { .. } => "QUERY_TOO_COMPLEX",
+            Self::TooDeep { .. } => "QUERY_TOO_DEEP",
             Self::Unavailable(_) => "SERVICE_UNAVAILABLE",
             Self::OutcomeUnknown => "OUTCOME_UNKNOWN",
             Self::Internal(_) => "INTERNAL",
@@ -104,6 +108,7 @@ impl ApiError {
             Self::BadUserInput { .. }
             | Self::TenantRequired
             | Self::TooComplex { .. }
+            | Self::TooDeep { .. }
             | Self::CsrfPrevented
             | Self::UnsupportedApiVersion(_) => StatusCode::BAD_REQUEST,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -142,6 +147,9 @@ impl ApiError {
             ),
             Self::TooComplex { cost, limit, link_cost } => format!(
                 "this query costs {cost} and one request may cost {limit}: a list multiplies what it selects by its page size, and each downloadUrl costs {link_cost}; ask for smaller pages or fewer links"
+            ),
+            Self::TooDeep { depth, limit } => format!(
+                "the operation is nested {depth} levels deep; the limit is {limit}: fetch what lies deeper in another request"
             ),
             Self::Unavailable(what) => format!("{what} is unavailable right now; try again in a few seconds"),
             Self::OutcomeUnknown => "the connection to the database broke while this change was being saved, so it may or may not have been saved: check (for example by reading what it created) before sending it again".into(),
@@ -191,6 +199,10 @@ impl From<ApiError> for async_graphql::Error {
             _ => None,
         };
         let retry_after = err.retry_after();
+        let nesting = match &err {
+            ApiError::TooDeep { depth, limit } => Some((*depth, *limit)),
+            _ => None,
+        };
         async_graphql::Error::new(message).extend_with(|_, ext| {
             ext.set("code", code);
             if let Some(id) = error_id {
@@ -201,6 +213,10 @@ impl From<ApiError> for async_graphql::Error {
             }
             if let Some(secs) = retry_after {
                 ext.set("retryAfter", secs);
+            }
+            if let Some((depth, limit)) = nesting {
+                ext.set("depth", depth);
+                ext.set("limit", limit);
             }
         })
     }

@@ -7,28 +7,40 @@ import { GraphiQL } from 'graphiql';
 import { createGraphiQLFetcher } from '@graphiql/toolkit';
 import 'graphiql/graphiql.css';
 import './page.css';
+import { SessionBar } from './SessionBar.jsx';
+import { playgroundFetch } from './session.js';
 
-// Same origin as the page: the server that serves /playground also serves /graphql.
+// Same origin as the page: the server that serves /playground also serves
+// /graphql. Every request carries the sign-in bar's credentials.
 const fetcher = createGraphiQLFetcher({
   url: window.location.origin + '/graphql',
+  fetch: playgroundFetch,
 });
 
-const defaultQuery = `# api host: an X-Tenant header selects the tenant
-{ __typename }
+const defaultQuery = `# Sign in above, then run this (Ctrl-Enter).
+# Docs, on the left, lists every type.
+{
+  me { email role }
+  clients(first: 5) { edges { node { name status } } }
+}
 `;
 
 function Playground() {
   return (
-    <GraphiQL
-      fetcher={fetcher}
-      defaultQuery={defaultQuery}
-      headers=""
-      isHeadersEditorEnabled={true}
-      shouldPersistHeaders={false}
-    >
-      {/* Replaces GraphiQL's default logo, a link to github.com. */}
-      <GraphiQL.Logo>Aggios</GraphiQL.Logo>
-    </GraphiQL>
+    <div className="pg-app">
+      <SessionBar />
+      <div className="pg-graphiql">
+        <GraphiQL
+          fetcher={fetcher}
+          defaultQuery={defaultQuery}
+          isHeadersEditorEnabled={true}
+          shouldPersistHeaders={true}
+        >
+          {/* Replaces GraphiQL's default logo, a link to github.com. */}
+          <GraphiQL.Logo>Aggios</GraphiQL.Logo>
+        </GraphiQL>
+      </div>
+    </div>
   );
 }
 

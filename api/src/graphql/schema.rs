@@ -2,7 +2,12 @@
 
 use async_graphql::{EmptySubscription, Schema};
 
-use super::{limits::CostLimit, mutation::Mutation, query::Query, request_errors::RequestErrors};
+use super::{
+    limits::{CostLimit, DepthLimit},
+    mutation::Mutation,
+    query::Query,
+    request_errors::RequestErrors,
+};
 
 pub type AppSchema = Schema<Query, Mutation, EmptySubscription>;
 
@@ -14,8 +19,10 @@ pub struct SchemaOptions {
 
 pub fn build_schema(options: SchemaOptions) -> AppSchema {
     let mut builder = Schema::build(Query::default(), Mutation::default(), EmptySubscription)
-        .limit_depth(12)
         .extension(RequestErrors)
+        // Not `limit_depth`: it counts introspection's own nesting, and
+        // refuses the standard introspection query (see `limits`).
+        .extension(DepthLimit)
         .extension(CostLimit)
         .limit_recursive_depth(32)
         .limit_directives(16);
