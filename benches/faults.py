@@ -196,6 +196,7 @@ async def upload(host, token, project_id, name, data):
         "Host": host,
         "Authorization": f"Bearer {token}",
         "Content-Type": f"multipart/form-data; boundary={boundary}",
+        "Apollo-Require-Preflight": "true",
     }
     try:
         r = await http(API_PORT, "POST", "/graphql", headers, b"".join(parts))

@@ -54,7 +54,7 @@ BASE=$(rss_kib)
 ( peak=$BASE; while kill -0 "$APID" 2>/dev/null && [ ! -e "$WORK/done" ]; do r=$(rss_kib); [ "$r" -gt "$peak" ] && peak=$r; sleep 0.05; done; echo "$peak" >"$WORK/peak" ) &
 SAMPLER=$!
 OPS="{\"query\":\"mutation(\$input: UploadDocumentInput!) { uploadDocument(input: \$input) { sizeBytes checksumSha256 } }\",\"variables\":{\"input\":{\"projectId\":\"$PROJECT\",\"file\":null}}}"
-API=$(curl -sf -o "$WORK/answer.json" -w '%{time_total}' "$URL/graphql" "${H[@]}" \
+API=$(curl -sf -o "$WORK/answer.json" -w '%{time_total}' "$URL/graphql" "${H[@]}" -H 'Apollo-Require-Preflight: true' \
   -F "operations=$OPS" -F 'map={"0":["variables.input.file"]}' -F "0=@$WORK/file.bin;type=application/octet-stream")
 touch "$WORK/done"; wait $SAMPLER
 PEAK=$(cat "$WORK/peak")

@@ -164,6 +164,7 @@ impl<R: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Limited<R> {
             let n = (buf.filled().len() - before) as u64;
             if n > self.left {
                 self.tripped.store(true, Ordering::Relaxed);
+                buf.set_filled(before);
                 return std::task::Poll::Ready(Err(std::io::Error::other("request body over the limit")));
             }
             self.left -= n;

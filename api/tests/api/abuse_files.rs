@@ -129,6 +129,7 @@ on_local_and_s3!(
                 .post("/graphql")
                 .header("host", &w.host)
                 .header("authorization", format!("Bearer {}", w.owner.access))
+                .header("apollo-require-preflight", "true")
                 .header("content-type", content_type);
             if declared {
                 req = req.header("content-length", body.len()).body(body);
@@ -192,7 +193,8 @@ on_local_and_s3!(
             .post("/graphql")
             .header("host", &w.host)
             .header("authorization", format!("Bearer {}", w.owner.access))
-            .header("content-type", content_type)
+            .header("apollo-require-preflight", "true")
+                .header("content-type", content_type)
             .body(poem::Body::from_bytes_stream(stalled))
             .send();
         assert!(tokio::time::timeout(std::time::Duration::from_secs(2), req).await.is_err(), "the request hangs");

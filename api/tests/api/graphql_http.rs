@@ -5,7 +5,7 @@ use crate::helpers::*;
 #[tokio::test]
 async fn get_runs_queries() {
     let app = TestApp::new(Backend::Sqlite).await;
-    let a = answer(app.client.get("/graphql").header("host", "api.aggios.test").query("query", &"{ __typename }").send().await).await;
+    let a = answer(app.client.get("/graphql").header("host", "api.aggios.test").header("apollo-require-preflight", "true").query("query", &"{ __typename }").send().await).await;
     assert_eq!(a.status, 200);
     assert_eq!(a.body["data"]["__typename"], "Query");
 }
@@ -14,7 +14,7 @@ async fn get_runs_queries() {
 async fn get_refuses_mutations_with_a_clear_code() {
     let app = TestApp::new(Backend::Sqlite).await;
     let a = answer(
-        app.client.get("/graphql").header("host", "api.aggios.test").query("query", &"mutation { __typename }").send().await,
+        app.client.get("/graphql").header("host", "api.aggios.test").header("apollo-require-preflight", "true").query("query", &"mutation { __typename }").send().await,
     )
     .await;
     assert_eq!(a.status, 405);

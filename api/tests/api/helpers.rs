@@ -617,7 +617,9 @@ pub fn multipart_body(query: &str, variables: &Value, files: &[FilePart<'_>]) ->
 }
 
 impl TestApp {
-    /// POSTs a multipart GraphQL request as `token` on `host`.
+    /// POSTs a multipart GraphQL request as `token` on `host`, with the
+    /// header apollo-upload-client is configured to send (a multipart body
+    /// needs it: see `http::csrf`).
     pub async fn gql_upload(&self, host: &str, token: &str, query: &str, variables: Value, files: &[FilePart<'_>]) -> Answer {
         let (body, content_type) = multipart_body(query, &variables, files);
         let resp = self
@@ -625,6 +627,7 @@ impl TestApp {
             .post("/graphql")
             .header("host", host)
             .header("authorization", format!("Bearer {token}"))
+            .header("apollo-require-preflight", "true")
             .header("content-type", content_type)
             .body(body)
             .send()
