@@ -19,6 +19,42 @@ async fn the_playground_is_served_with_a_same_origin_policy() {
     app.client.get("/playground/other.js").send().await.assert_status(poem::http::StatusCode::NOT_FOUND);
 }
 
+#[tokio::test]
+async fn assets_go_out_precompressed_and_are_revalidated_by_their_etag() {
+    let app = TestApp::new(Backend::Sqlite).await;
+    let (_, script) = aggios::http::playground::embedded()[1];
+    let get = async |encoding: Option<&str>, tag: Option<&str>| {
+        let mut req = app.client.get("/playground/playground.js");
+        if let Some(e) = encoding {
+            req = req.header("accept-encoding", e);
+        }
+        if let Some(t) = tag {
+            req = req.header("if-none-match", t);
+        }
+        let resp = req.send().await;
+        let header = |name: &str| resp.0.headers().get(name).map(|v| v.to_str().unwrap().to_owned());
+        let (status, encoding, etag, vary) = (resp.0.status().as_u16(), header("content-encoding"), header("etag"), header("vary"));
+        let body = resp.0.into_body().into_bytes().await.unwrap();
+        (status, encoding, etag.unwrap_or_default(), vary.unwrap_or_default(), body)
+    };
+    let (status, encoding, plain_tag, vary, body) = get(None, None).await;
+    assert_eq!((status, encoding.as_deref()), (200, None));
+    assert_eq!(&body[..], script, "without Accept-Encoding, the file as built");
+    assert!(vary.contains("accept-encoding"), "{vary}");
+    let (status, encoding, br_tag, _, br) = get(Some("gzip, deflate, br, zstd"), None).await;
+    assert_eq!((status, encoding.as_deref()), (200, Some("br")));
+    assert!(br.len() * 3 < script.len(), "brotli: {} of {} bytes", br.len(), script.len());
+    let (_, encoding, gz_tag, _, gz) = get(Some("gzip"), None).await;
+    assert_eq!(encoding.as_deref(), Some("gzip"));
+    assert!(gz.len() * 2 < script.len(), "gzip: {} of {} bytes", gz.len(), script.len());
+    assert!(plain_tag.starts_with('"') && plain_tag != br_tag && br_tag != gz_tag, "one tag per encoding: {plain_tag} {br_tag} {gz_tag}");
+    // A browser revalidating what it has: 304, no body.
+    let (status, _, tag, _, body) = get(Some("br"), Some(&br_tag)).await;
+    assert_eq!((status, tag.as_str(), body.len()), (304, br_tag.as_str(), 0));
+    let (status, ..) = get(Some("br"), Some(&plain_tag)).await;
+    assert_eq!(status, 200, "another encoding's tag does not match");
+}
+
 #[test]
 fn the_embedded_page_references_no_other_origin() {
     for (name, bytes) in aggios::http::playground::embedded() {
