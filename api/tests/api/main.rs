@@ -9,6 +9,7 @@ mod authz_matrix;
 mod byte_counts;
 mod cli;
 mod domain;
+mod edge;
 mod faults;
 mod files;
 mod graphql_http;
