@@ -16,6 +16,7 @@ mod graphql_http;
 mod health;
 mod http_server;
 mod identity;
+mod layers;
 mod helpers;
 mod logging;
 mod memory;
