@@ -393,3 +393,20 @@ async fn a_file_is_recorded_by_one_field_only() {
     assert_eq!(w.document_count().await, 0);
     assert!(w.stored_keys().await.is_empty());
 }
+
+on_both_backends!(
+    async fn keys_do_not_learn_who_uploaded_a_document(app) {
+        let w = world(app, "uploads").await;
+        w.upload_ok("application/pdf", &pdf(100)).await;
+        let op = "{ documents { edges { node { name uploader { email } } } } }";
+        let member = w.app.gql_as(&w.host, &w.owner.access, op).await;
+        assert_eq!(member.body["data"]["documents"]["edges"][0]["node"]["uploader"]["email"], w.owner.email.as_str());
+        for scope in ["READ", "READ_WRITE"] {
+            let (key, _) = w.app.api_key(&w.owner, "uploads", scope).await;
+            let a = w.app.gql_as(&w.host, &key, op).await;
+            assert_eq!(a.code(), Some("FORBIDDEN"), "{scope} key: {:?}", a.body);
+            assert_eq!(a.body["data"]["documents"]["edges"][0]["node"]["name"], "file.bin", "the documents themselves are the key's to read");
+            assert!(!a.body.to_string().contains(&w.owner.email), "no email leaks: {:?}", a.body);
+        }
+    }
+);

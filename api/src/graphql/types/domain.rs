@@ -202,7 +202,12 @@ impl Document {
     }
 
     /// Who uploaded it (absent when an API key did, or the user is gone).
+    /// API keys read no users, here as in `users`: an integration sees the
+    /// documents, not who in the agency handled them.
     async fn uploader(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<User>> {
+        if matches!(request(ctx)?.principal, crate::auth::Principal::ApiKey(_)) {
+            return Err(ApiError::Forbidden("API keys do not read the agency's users; ask for `uploader` as a signed-in member").into());
+        }
         let Some(id) = self.uploaded_by else { return Ok(None) };
         Ok(loaders(ctx)?.users.load_one(id).await.map_err(ApiError::from)?.map(User::from))
     }
