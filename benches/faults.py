@@ -275,6 +275,8 @@ class Services:
             AGGIOS_SERVER_PORT=str(API_PORT),
             AGGIOS_SERVER_BASE_DOMAIN="localhost",
             AGGIOS_LOG_LEVEL="warn",
+            # Eight clients looping as one user from one address.
+            AGGIOS_RATE_LIMITS_ENABLED="false",
             AGGIOS_DATABASE_URL=PG_URL,
             AGGIOS_DATABASE_MIGRATION_URL=PG_URL,
             AGGIOS_REDIS_URL=f"redis://127.0.0.1:{REDIS_PORT}",

@@ -2,7 +2,8 @@
 // (in the server's cors_allowed_origins) and origin B (not in it), each fetch
 // the agency's data from the API with a bearer token and X-Tenant and write
 // the result into the page. In headless Chromium, page A must show the
-// owner's email and the client's name; page B must show that the browser
+// owner's email, the client's name and the answer's RateLimit field (which
+// CORS must expose for a page to read it); page B must show that the browser
 // blocked the fetch (TypeError) and no data. The preflights are also checked
 // directly.
 // Usage: node cors.mjs http://127.0.0.1:PORT PORT_A PORT_B [SCREENSHOT_DIR]
@@ -84,6 +85,22 @@ await check(`preflight from ${originB} (not allowed) carries no access-control-a
 });
 
 // --- the two pages ----------------------------------------------------------------
+// The server's access tokens live 2 s (for apollo-refresh.mjs), less than
+// Chromium may take to start on a busy machine: each page gets one minted
+// right before it is visited.
+async function freshToken() {
+  const r = await gql(
+    api,
+    'mutation($t: String!) { refreshSession(refreshToken: $t) { accessToken refreshToken } }',
+    { t: owner.refreshToken },
+    { 'x-tenant': owner.subdomain },
+  );
+  const p = r.body?.data?.refreshSession;
+  if (!p?.accessToken) throw new Error(`refreshSession answered ${r.status}: ${short(r.body)}`);
+  owner.accessToken = p.accessToken;
+  owner.refreshToken = p.refreshToken;
+}
+
 function page(label) {
   const config = JSON.stringify({
     api,
@@ -98,6 +115,7 @@ function page(label) {
 <p>State: <span id="state">loading</span></p>
 <p>Signed in as: <span id="email"></span></p>
 <p>First client: <span id="client"></span></p>
+<p>RateLimit: <span id="ratelimit"></span></p>
 <p>Error: <span id="error"></span></p>
 <script>
 const c = ${config};
@@ -106,7 +124,10 @@ fetch(c.api, {
   headers: { 'content-type': 'application/json', authorization: 'Bearer ' + c.token, 'x-tenant': c.tenant },
   body: JSON.stringify({ query: c.query }),
 })
-  .then((r) => r.json())
+  .then((r) => {
+    document.getElementById('ratelimit').textContent = r.headers.get('ratelimit') || '';
+    return r.json();
+  })
   .then((body) => {
     if (body.errors) document.getElementById('error').textContent = body.errors.map((e) => e.message).join('; ');
     const d = body.data || {};
@@ -124,11 +145,10 @@ fetch(c.api, {
 }
 
 function serve(port, label) {
-  const html = page(label);
   const server = createServer((req, res) => {
     if (req.url === '/' || req.url === '/index.html') {
       res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' });
-      res.end(html);
+      res.end(page(label));
     } else if (req.url === '/favicon.ico') {
       res.writeHead(204);
       res.end();
@@ -165,13 +185,14 @@ try {
   });
 
   async function visit(origin, name) {
+    await freshToken();
     const p = await context.newPage();
     const consoleErrors = [];
     p.on('console', (m) => m.type() === 'error' && consoleErrors.push(m.text()));
     await p.goto(`${origin}/`, { waitUntil: 'load', timeout });
     await p.locator('#state').filter({ hasNotText: 'loading' }).waitFor({ timeout });
     const seen = {};
-    for (const id of ['state', 'email', 'client', 'error']) seen[id] = (await p.locator(`#${id}`).innerText()).trim();
+    for (const id of ['state', 'email', 'client', 'ratelimit', 'error']) seen[id] = (await p.locator(`#${id}`).innerText()).trim();
     if (shots) await p.screenshot({ path: join(shots, `cors-${name}.png`) });
     console.log(`page ${name} (${origin}) shows ${JSON.stringify(seen)}`);
     for (const e of consoleErrors) console.log(`  console: ${short(e, 300)}`);
@@ -185,6 +206,11 @@ try {
       throw new Error(`it shows state "${a.state}", email "${a.email}", client "${a.client}", error "${a.error}"`);
     }
     return `${a.email}, ${a.client}`;
+  });
+
+  await check(`page A (${originA}) reads the answer's RateLimit field`, async () => {
+    if (!/^"[a-z-]+";r=\d+;t=\d+$/.test(a.ratelimit)) throw new Error(`it reads ${JSON.stringify(a.ratelimit)}`);
+    return a.ratelimit;
   });
 
   const b = await visit(originB, 'B');

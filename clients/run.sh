@@ -6,7 +6,8 @@
 # aggios.toml on a fresh PostgreSQL database (TEST_PG_URL), Redis
 # (TEST_REDIS_URL, a key prefix of its own) and S3 (TEST_S3_ENDPOINT,
 # TEST_S3_BUCKET, TEST_S3_ACCESS_KEY, TEST_S3_SECRET_KEY), a 2-second access
-# token lifetime and one allowed CORS origin. Every program runs even when an
+# token lifetime, one allowed CORS origin and the default rate limits (real
+# clients must fit in them). Every program runs even when an
 # earlier one fails; the script fails when any does. scripts/test.sh calls it.
 set -euo pipefail
 say() { printf '==> %s\n' "$*"; }

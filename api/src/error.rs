@@ -38,6 +38,9 @@ pub enum ApiError {
     OriginNotAllowed,
     /// Too many attempts; try again after `retry_after` seconds.
     RateLimited { retry_after: u64, why: &'static str },
+    /// A rate-limit budget (see `rate_limits`) has no room for the request:
+    /// `quota` per `window_secs`; it fits again after `retry_after` seconds.
+    OverBudget { budget: &'static str, quota: u64, window_secs: u64, retry_after: u64 },
     /// The email and password do not match an active account (the same
     /// answer for an unknown email, a wrong password, an inactive account).
     InvalidCredentials,
@@ -85,7 +88,7 @@ impl ApiError {
             Self::CsrfPrevented => "CSRF_PREVENTED",
             Self::UnsupportedApiVersion(_) => "UNSUPPORTED_API_VERSION",
             Self::OriginNotAllowed => "ORIGIN_NOT_ALLOWED",
-            Self::RateLimited { .. } => "RATE_LIMITED",
+            Self::RateLimited { .. } | Self::OverBudget { .. } => "RATE_LIMITED",
             Self::InvalidCredentials => "INVALID_CREDENTIALS",
             Self::PayloadTooLarge(_) => "PAYLOAD_TOO_LARGE",
             Self::QuotaExceeded { .. } => "QUOTA_EXCEEDED",
@@ -102,7 +105,7 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::Unauthenticated | Self::CredentialRefused | Self::InvalidCredentials => StatusCode::UNAUTHORIZED,
-            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::RateLimited { .. } | Self::OverBudget { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Forbidden(_) | Self::TenantInactive | Self::OriginNotAllowed => StatusCode::FORBIDDEN,
             Self::NotFound(_) | Self::TenantNotFound => StatusCode::NOT_FOUND,
             Self::BadUserInput { .. }
@@ -140,6 +143,9 @@ impl ApiError {
             Self::UnsupportedApiVersion(sent) => format!("API version `{sent}` is not served here; the supported version is v1 (send `X-API-Version: v1`, or no header)"),
             Self::OriginNotAllowed => "this origin may not call the API from a browser: ask the platform to add it to the allowed origins, or use the agency's own domain".into(),
             Self::RateLimited { retry_after, why } => format!("{why}; try again in {retry_after} seconds"),
+            Self::OverBudget { budget, quota, window_secs, retry_after } => format!(
+                "rate limit `{budget}` ({quota} per {window_secs} s) reached; try again in {retry_after} seconds"
+            ),
             Self::InvalidCredentials => "the email or password is wrong, or the account is not active".into(),
             Self::PayloadTooLarge(what) => format!("too large: {what}"),
             Self::QuotaExceeded { quota, used, needed } => format!(
@@ -165,7 +171,7 @@ impl ApiError {
     /// Seconds after which trying again makes sense, for `Retry-After`.
     pub fn retry_after(&self) -> Option<u64> {
         match self {
-            Self::RateLimited { retry_after, .. } => Some(*retry_after),
+            Self::RateLimited { retry_after, .. } | Self::OverBudget { retry_after, .. } => Some(*retry_after),
             Self::Unavailable(_) | Self::OutcomeUnknown => Some(UNAVAILABLE_RETRY_AFTER),
             _ => None,
         }
@@ -199,6 +205,10 @@ impl From<ApiError> for async_graphql::Error {
             _ => None,
         };
         let retry_after = err.retry_after();
+        let budget = match &err {
+            ApiError::OverBudget { budget, .. } => Some(*budget),
+            _ => None,
+        };
         let nesting = match &err {
             ApiError::TooDeep { depth, limit } => Some((*depth, *limit)),
             _ => None,
@@ -213,6 +223,9 @@ impl From<ApiError> for async_graphql::Error {
             }
             if let Some(secs) = retry_after {
                 ext.set("retryAfter", secs);
+            }
+            if let Some(budget) = budget {
+                ext.set("budget", budget);
             }
             if let Some((depth, limit)) = nesting {
                 ext.set("depth", depth);

@@ -16,6 +16,7 @@ use crate::{
     files::Files,
     identity::Identity,
     objects::Objects,
+    rate_limits::RateLimits,
     store::{self, Database},
     tenancy::TenantResolver,
 };
@@ -31,6 +32,7 @@ pub struct AppState {
     pub auth: Auth,
     pub files: Files,
     pub identity: Identity,
+    pub rate_limits: RateLimits,
 }
 
 impl AppState {
@@ -74,7 +76,8 @@ impl AppState {
             tokens: auth.tokens.clone(),
         };
         let identity = Identity { auth: auth.clone(), db: db.clone(), tenants: tenants.clone() };
-        Ok(Self { settings: Arc::new(settings), db, cache, objects, tenants, auth, files, identity })
+        let rate_limits = RateLimits::new(settings.rate_limits.clone(), cache.clone());
+        Ok(Self { settings: Arc::new(settings), db, cache, objects, tenants, auth, files, identity, rate_limits })
     }
 }
 

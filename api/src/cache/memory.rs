@@ -6,14 +6,22 @@ use std::{
     time::{Duration, Instant},
 };
 
-use super::{Cache, CacheError};
+use super::{Cache, CacheError, gcra};
 
 /// Past this many entries, expired ones are swept before inserting.
 const SWEEP_AT: usize = 10_000;
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct MemoryCache {
     entries: Mutex<HashMap<String, (Vec<u8>, Instant)>>,
+    /// The clock of rate-limit buckets: microseconds since this instant.
+    epoch: Instant,
+}
+
+impl Default for MemoryCache {
+    fn default() -> Self {
+        Self { entries: Mutex::default(), epoch: Instant::now() }
+    }
 }
 
 impl MemoryCache {
@@ -109,6 +117,26 @@ impl Cache for MemoryCache {
             }
         }
         Ok(())
+    }
+
+    async fn take(&self, buckets: &[gcra::Bucket]) -> Result<gcra::Taken, CacheError> {
+        let mut entries = self.lock();
+        let instant = Instant::now();
+        let now = u64::try_from(instant.duration_since(self.epoch).as_micros()).unwrap_or(u64::MAX);
+        let stored: Vec<Option<u64>> = buckets
+            .iter()
+            .map(|b| entries.get(&b.key).filter(|(_, exp)| *exp > instant).map(|(v, _)| parse_count(v)))
+            .collect();
+        let (taken, tats) = gcra::take(buckets, &stored, now);
+        if taken.allowed {
+            if entries.len() >= SWEEP_AT {
+                entries.retain(|_, (_, expires)| *expires > instant);
+            }
+            for ((b, tat), ahead) in buckets.iter().zip(tats).zip(&taken.ahead_us) {
+                entries.insert(b.key.clone(), (tat.to_string().into_bytes(), instant + Duration::from_micros(*ahead)));
+            }
+        }
+        Ok(taken)
     }
 
     async fn ping(&self) -> Result<(), CacheError> {

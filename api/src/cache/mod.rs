@@ -3,6 +3,7 @@
 //! tenant-owned, so no key of one tenant can name another's value.
 
 mod breaker;
+pub mod gcra;
 mod memory;
 mod redis;
 
@@ -35,6 +36,9 @@ pub trait Cache: Send + Sync + std::fmt::Debug {
     async fn reserve(&self, counters: &[(String, u64)], window: Duration) -> Result<Result<Vec<u64>, usize>, CacheError>;
     /// Gives back one unit of each counter (never below zero).
     async fn release(&self, keys: &[String]) -> Result<(), CacheError>;
+    /// One atomic step over several rate-limit buckets (see [`gcra`]):
+    /// each is charged its cost when all have room, none otherwise.
+    async fn take(&self, buckets: &[gcra::Bucket]) -> Result<gcra::Taken, CacheError>;
     /// Succeeds when the backend answers.
     async fn ping(&self) -> Result<(), CacheError>;
     fn backend_name(&self) -> &'static str;

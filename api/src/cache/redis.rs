@@ -3,12 +3,15 @@
 //! to be down no request waits on it, callers fall back at once, and a
 //! background probe finds out when it is back.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{Arc, LazyLock},
+    time::Duration,
+};
 
 use bb8_redis::{RedisConnectionManager, bb8};
 use redis::AsyncCommands as _;
 
-use super::{Breaker, Cache, CacheError};
+use super::{Breaker, Cache, CacheError, gcra};
 
 #[derive(Debug, Clone)]
 pub struct RedisCache {
@@ -181,6 +184,19 @@ impl Cache for RedisCache {
         }
         let _: i64 = self.call(async |c| invocation.invoke_async(c).await).await?;
         Ok(())
+    }
+
+    async fn take(&self, buckets: &[gcra::Bucket]) -> Result<gcra::Taken, CacheError> {
+        // Hashed once: the script then travels as its SHA-1 (EVALSHA), and
+        // is loaded again only when Redis answers that it lost it.
+        static SCRIPT: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(gcra::SCRIPT));
+        let mut invocation = SCRIPT.prepare_invoke();
+        for b in buckets {
+            invocation.key(self.key(&b.key)).arg(b.interval_us).arg(b.capacity_us).arg(b.cost);
+        }
+        let reply: Vec<i64> = self.call(async |c| invocation.invoke_async(c).await).await?;
+        gcra::Taken::from_reply(&reply, buckets.len())
+            .ok_or_else(|| CacheError::Unavailable(format!("an unexpected reply to a rate-limit step: {reply:?}")))
     }
 
     async fn ping(&self) -> Result<(), CacheError> {

@@ -6,7 +6,10 @@
 use std::{net::IpAddr, path::PathBuf};
 
 mod defaults;
+mod rate_limits;
 mod validate;
+
+pub use rate_limits::RateLimitSettings;
 
 use figment::{
     Figment,
@@ -16,7 +19,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
 /// Top-level sections; `AGGIOS_<SECTION>_<KEY>` maps to `<section>.<key>`.
-const SECTIONS: &[&str] = &["server", "database", "redis", "storage", "log", "auth"];
+const SECTIONS: &[&str] = &["server", "database", "redis", "storage", "log", "auth", "rate_limits"];
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -29,6 +32,7 @@ pub struct Settings {
     pub storage: StorageSettings,
     pub log: LogSettings,
     pub auth: AuthSettings,
+    pub rate_limits: RateLimitSettings,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -345,6 +349,7 @@ mod tests {
         assert_eq!(env_key("SERVER_BASE_DOMAIN"), "server.base_domain");
         assert_eq!(env_key("STORAGE_S3_BUCKET"), "storage.s3_bucket");
         assert_eq!(env_key("DATA_DIR"), "data_dir");
+        assert_eq!(env_key("RATE_LIMITS_USER_REQUESTS_PER_MINUTE"), "rate_limits.user_requests_per_minute");
     }
 
     #[test]

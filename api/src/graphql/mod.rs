@@ -8,6 +8,7 @@ pub mod limits;
 pub mod loaders;
 mod mutation;
 mod query;
+mod rate_limit;
 pub mod request_errors;
 mod schema;
 pub mod types;

@@ -6,6 +6,7 @@ use super::{
     limits::{CostLimit, DepthLimit},
     mutation::Mutation,
     query::Query,
+    rate_limit::RateLimit,
     request_errors::RequestErrors,
 };
 
@@ -20,6 +21,9 @@ pub struct SchemaOptions {
 pub fn build_schema(options: SchemaOptions) -> AppSchema {
     let mut builder = Schema::build(Query::default(), Mutation::default(), EmptySubscription)
         .extension(RequestErrors)
+        // Outside every other check: it charges an operation only once
+        // those inside it (depth, cost) have let it through.
+        .extension(RateLimit)
         // Not `limit_depth`: it counts introspection's own nesting, and
         // refuses the standard introspection query (see `limits`).
         .extension(DepthLimit)

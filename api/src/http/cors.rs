@@ -22,7 +22,7 @@ use crate::{error::ApiError, tenancy::TenantResolver};
 const ALLOW_HEADERS: &str = "authorization, content-type, x-api-key, x-tenant, x-api-version, \
     apollo-require-preflight, x-apollo-operation-name, apollo-query-plan-experimental, x-request-id";
 /// Response headers a page may read.
-const EXPOSE_HEADERS: &str = "x-request-id, x-api-version, retry-after";
+const EXPOSE_HEADERS: &str = "x-request-id, x-api-version, retry-after, ratelimit, ratelimit-policy";
 const ALLOW_METHODS: &str = "GET, POST, PUT, OPTIONS";
 /// How long a browser may reuse a preflight (Chromium keeps at most 2 h).
 const MAX_AGE_SECS: &str = "600";

@@ -127,7 +127,9 @@ fn is_request_error(resp: &async_graphql::Response) -> bool {
 /// - an operation that failed because a dependency is unavailable, and so
 ///   changed nothing, is `503` with `Retry-After` (body unchanged), so that
 ///   clients and proxies retry it instead of reading a permanent failure;
-/// - `RATE_LIMITED` carries `Retry-After` (the longest asked);
+/// - `RATE_LIMITED` carries `Retry-After` (the longest asked), and a request
+///   error with it (a rate limit refused the operation) is `429` whatever
+///   the media type;
 /// - a request error is `400` in `application/graphql-response+json` and
 ///   `200` in `application/json`, as GraphQL over HTTP says;
 /// - everything else that ran is `200`.
@@ -150,6 +152,8 @@ fn status_of(done: &Done, media: Media) -> (StatusCode, Option<u64>) {
         StatusCode::OK
     } else if codes.iter().any(|c| c == "INTERNAL") {
         StatusCode::INTERNAL_SERVER_ERROR
+    } else if codes.iter().any(|c| c == "RATE_LIMITED") {
+        StatusCode::TOO_MANY_REQUESTS
     } else if media == Media::GraphqlResponse {
         StatusCode::BAD_REQUEST
     } else {

@@ -16,6 +16,7 @@ mod health;
 mod multipart;
 mod pipeline;
 pub mod playground;
+mod rate_limit;
 mod request_id;
 pub mod response;
 mod security_headers;
@@ -44,7 +45,7 @@ pub fn routes(state: AppState) -> impl Endpoint<Output = poem::Response> {
     let security = Arc::new(security_headers::SecurityHeaders::new(state.settings.server.hsts_max_age_secs));
     let schema = build_schema(SchemaOptions { production: state.settings.is_production() });
     Route::new()
-        .at("/graphql", get(graphql::graphql).post(graphql::graphql))
+        .at("/graphql", get(graphql::graphql).post(graphql::graphql).around(rate_limit::with_headers))
         .at("/playground", get(playground::index))
         .at("/playground/", get(playground::index))
         .at("/playground/:file", get(playground::asset))

@@ -2,7 +2,8 @@
 //! `routes`) gives every request its id, its client address, its API
 //! version, its CORS answer, security headers and compression; a route then
 //! calls, in order: the CSRF check (`csrf`), the tenant from the Host
-//! ([`tenant`]), authentication ([`begin`]), execution (its own), and the
+//! ([`tenant`]), authentication and the request's rate limits ([`begin`]),
+//! execution (its own), and the
 //! commit or rollback of the request's transaction ([`end`]). `/graphql` and
 //! the file routes share them, and a WebSocket `connection_init` will too.
 
@@ -42,6 +43,10 @@ pub async fn begin(req: &Request, state: &AppState) -> Result<RequestContext, Ap
         Err(ApiError::Unauthenticated) => ctx.credential_refused = true,
         Err(e) => return Err(abandon(&ctx, state, e).await),
     }
+    // Charged as whoever it authenticated as, before any body is read.
+    if let Err(e) = super::rate_limit::admit(req, &ctx, state).await {
+        return Err(abandon(&ctx, state, e).await);
+    }
     Ok(ctx)
 }
 
@@ -51,6 +56,7 @@ pub fn sibling(ctx: &RequestContext, state: &AppState) -> RequestContext {
     let mut next = RequestContext::new(ctx.request_id.clone(), ctx.resolved.clone(), ctx.client.clone(), &state.db);
     next.principal = ctx.principal.clone();
     next.credential_refused = ctx.credential_refused;
+    super::rate_limit::share(ctx, &next);
     next
 }
 

@@ -167,6 +167,12 @@ impl TestAppBuilder {
         self
     }
 
+    /// Rate-limit budgets (all off unless set here).
+    pub fn with_rate_limits(mut self, set: impl FnOnce(&mut aggios::config::RateLimitSettings) + 'static) -> Self {
+        self.tweaks.push(Box::new(move |s| set(&mut s.rate_limits)));
+        self
+    }
+
     /// Any other change to the settings before the app starts.
     pub fn with_settings(mut self, tweak: impl FnOnce(&mut Settings) + 'static) -> Self {
         self.tweaks.push(Box::new(tweak));
@@ -192,6 +198,9 @@ impl TestAppBuilder {
         // In-process requests come from 127.0.0.1; trusting it as a proxy
         // lets tests speak from several client addresses.
         settings.server.trusted_proxies = vec!["127.0.0.1".into()];
+        // Tests create agencies and sign in from one address by the dozen:
+        // no budget applies unless a test sets it (`with_rate_limits`).
+        settings.rate_limits = aggios::config::RateLimitSettings::none();
         if self.production {
             settings.server.environment = aggios::config::Environment::Production;
         }

@@ -22,6 +22,7 @@ mod logging;
 mod memory;
 mod migrations;
 mod playground;
+mod rate_limits;
 mod request_id;
 mod rls;
 mod schema;

@@ -30,6 +30,7 @@ async fn rss_returns_after_a_burst_of_wrong_sign_ins() {
         .env("AGGIOS_LOG_LEVEL", "warn")
         // Every attempt is to be hashed: the per-address limit would stop the burst.
         .env("AGGIOS_AUTH_LOGIN_FAILURES_PER_ADDRESS", "100000")
+        .env("AGGIOS_RATE_LIMITS_SIGN_INS_PER_ADDRESS_PER_MINUTE", "0")
         .env("AGGIOS_AUTH_HASH_CONCURRENCY", "4")
         .stdout(std::process::Stdio::piped())
         .spawn()
