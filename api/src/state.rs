@@ -16,6 +16,7 @@ use crate::{
     files::Files,
     identity::Identity,
     objects::Objects,
+    persisted::Persisted,
     store::{self, Database},
     tenancy::TenantResolver,
 };
@@ -31,6 +32,7 @@ pub struct AppState {
     pub auth: Auth,
     pub files: Files,
     pub identity: Identity,
+    pub persisted: Persisted,
 }
 
 impl AppState {
@@ -74,7 +76,9 @@ impl AppState {
             tokens: auth.tokens.clone(),
         };
         let identity = Identity { auth: auth.clone(), db: db.clone(), tenants: tenants.clone() };
-        Ok(Self { settings: Arc::new(settings), db, cache, objects, tenants, auth, files, identity })
+        let shared = settings.redis.url.is_some().then(|| cache.clone());
+        let persisted = Persisted::new(db.clone(), shared, &settings.persisted_queries);
+        Ok(Self { settings: Arc::new(settings), db, cache, objects, tenants, auth, files, identity, persisted })
     }
 }
 

@@ -3,7 +3,7 @@
 
 use std::{net::IpAddr, path::PathBuf};
 
-use super::{AuthSettings, DatabaseSettings, Environment, LogSettings, RedisSettings, ServerSettings, Settings, StorageBackend, StorageSettings};
+use super::{AuthSettings, PersistedQuerySettings, DatabaseSettings, Environment, LogSettings, RedisSettings, ServerSettings, Settings, StorageBackend, StorageSettings};
 
 impl Default for Settings {
     fn default() -> Self {
@@ -80,6 +80,7 @@ impl Default for Settings {
                 login_failures_per_account: 20,
                 login_window_secs: 15 * 60,
             },
+            persisted_queries: PersistedQuerySettings::default(),
         }
     }
 }

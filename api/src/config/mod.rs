@@ -6,6 +6,7 @@
 use std::{net::IpAddr, path::PathBuf};
 
 mod defaults;
+mod persisted_queries;
 mod validate;
 
 use figment::{
@@ -15,8 +16,10 @@ use figment::{
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
+pub use persisted_queries::PersistedQuerySettings;
+
 /// Top-level sections; `AGGIOS_<SECTION>_<KEY>` maps to `<section>.<key>`.
-const SECTIONS: &[&str] = &["server", "database", "redis", "storage", "log", "auth"];
+const SECTIONS: &[&str] = &["server", "database", "redis", "storage", "log", "auth", "persisted_queries"];
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -29,6 +32,7 @@ pub struct Settings {
     pub storage: StorageSettings,
     pub log: LogSettings,
     pub auth: AuthSettings,
+    pub persisted_queries: PersistedQuerySettings,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
