@@ -332,3 +332,31 @@ async fn a_mode_set_on_one_replica_holds_on_another_within_the_refresh() {
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     assert_eq!(post(&b, &host("acme"), &k, free).await.code(), Some("TRUSTED_DOCUMENT_REQUIRED"));
 }
+
+#[tokio::test]
+async fn the_platform_uploads_lists_and_sets_the_mode_through_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let mut cmd = crate::cli::aggios();
+        cmd.current_dir(dir.path()).args(args);
+        async move {
+            let out = cmd.output().await.unwrap();
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            serde_json::from_slice::<Value>(&out.stdout).unwrap()
+        }
+    };
+    run(&["tenant", "create", "--name", "Acme", "--subdomain", "acme"]).await;
+    let file = dir.path().join("persisted-queries.json");
+    std::fs::write(&file, json!({ "q1": MANIFEST_TENANT, "q2": MANIFEST_CLIENTS }).to_string()).unwrap();
+    let file = file.to_str().unwrap();
+    let up = run(&["tenant", "trusted-documents", "upload", "--subdomain", "acme", "--file", file]).await;
+    assert_eq!((up["version"].as_i64(), up["format"].as_str(), up["operationCount"].as_i64()), (Some(1), Some("RELAY"), Some(2)), "{up}");
+    let mode = run(&["tenant", "trusted-documents", "mode", "--subdomain", "acme", "--mode", "log-unknown"]).await;
+    assert_eq!(mode["mode"], "LOG_UNKNOWN");
+    let listed = run(&["tenant", "trusted-documents", "list", "--subdomain", "acme"]).await;
+    assert_eq!((listed[0]["version"].as_i64(), listed[0]["uploadedBy"].as_str(), listed[0]["active"].as_bool()), (Some(1), Some("platform"), Some(true)), "{listed}");
+
+    let mut cmd = crate::cli::aggios();
+    let out = cmd.current_dir(dir.path()).args(["tenant", "trusted-documents", "mode", "--subdomain", "acme", "--mode", "strict"]).output().await.unwrap();
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("off, log-unknown or require"));
+}
