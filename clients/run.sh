@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the client programs (graphql-http audits, Apollo Client token refresh,
-# CORS in headless Chromium) against one real server:
+# Apollo Client persisted queries, CORS in headless Chromium) against one
+# real server:
 #   clients/run.sh BIN
 # BIN is the aggios binary. It is started as `BIN serve` in a temp dir with an
 # aggios.toml on a fresh PostgreSQL database (TEST_PG_URL), Redis
@@ -109,6 +110,7 @@ run() {
 }
 run "graphql-http audits" audit.mjs "$ADDR"
 run "Apollo Client token refresh" apollo-refresh.mjs "$ADDR"
+run "Apollo Client persisted queries" apollo-persisted.mjs "$ADDR"
 run "CORS in Chromium" cors.mjs "$ADDR" "$PORT_A" "$PORT_B"
 
 if ! kill -0 "$SERVER_PID" 2>/dev/null; then FAILED+=("the server died during the run"); fi
@@ -117,4 +119,4 @@ if [ ${#FAILED[@]} -gt 0 ]; then
   sed 's/\x1b\[[0-9;]*m//g' "$WORK/serve.err" | grep -E ' (WARN|ERROR) ' | tail -30 >&2 || true
   die "client programs failed: $(IFS=,; echo "${FAILED[*]}" | sed 's/,/, /g')"
 fi
-say "client programs passed: graphql-http audits, Apollo Client token refresh, CORS in Chromium"
+say "client programs passed: graphql-http audits, Apollo Client token refresh, Apollo Client persisted queries, CORS in Chromium"

@@ -11,6 +11,7 @@ use crate::{
     auth::{keyring::Keyring, password::check_policy},
     config::Settings,
     graphql::{SchemaOptions, build_schema},
+    persisted::Mode,
     startup::{Application, shutdown_signal},
     state::AppState,
     store::{self, tenants::NewTenant, users::normalize_email},
@@ -135,6 +136,39 @@ pub enum TenantAction {
         #[arg(long)]
         bytes: i64,
     },
+    /// An agency's trusted documents (its persisted query list).
+    TrustedDocuments {
+        #[command(subcommand)]
+        action: TrustedDocumentsAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TrustedDocumentsAction {
+    /// Upload a manifest (Apollo's persisted query manifest or Relay's
+    /// persisted-queries.json): it becomes the next version, the active one.
+    Upload {
+        #[arg(long)]
+        subdomain: String,
+        #[arg(long)]
+        file: PathBuf,
+    },
+    /// Set what the agency asks of its API keys: off, log-unknown or require.
+    Mode {
+        #[arg(long)]
+        subdomain: String,
+        #[arg(long, value_parser = parse_mode)]
+        mode: Mode,
+    },
+    /// List the agency's manifests, the latest (active) first.
+    List {
+        #[arg(long)]
+        subdomain: String,
+    },
+}
+
+fn parse_mode(s: &str) -> Result<Mode, String> {
+    Mode::parse(&s.replace('-', "_").to_ascii_uppercase()).ok_or_else(|| format!("`{s}` is not a mode: use off, log-unknown or require"))
 }
 
 /// Whether a command needs the settings (everything except export-schema).
@@ -172,6 +206,7 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             println!("{}", serde_json::json!({ "id": tenant.id, "storageQuotaBytes": bytes }));
             Ok(())
         }
+        Command::Tenant { action: TenantAction::TrustedDocuments { action } } => trusted_documents(action, settings).await,
         Command::PlatformAdmin { action: PlatformAdminAction::Create { email } } => create_platform_admin(email, settings).await,
         Command::PlatformAdmin { action: PlatformAdminAction::Deactivate { email } } => deactivate_platform_admin(email, settings).await,
         Command::Tenant { action: TenantAction::Create { name, subdomain, custom_domain } } => {
@@ -192,6 +227,59 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// Uploads, the mode and listings run through the agency's own scoped
+/// handle, as the platform (audited with no actor).
+async fn trusted_documents(action: TrustedDocumentsAction, settings: Settings) -> anyhow::Result<()> {
+    use store::{audit::Event, trusted_documents::Uploader};
+    let subdomain = match &action {
+        TrustedDocumentsAction::Upload { subdomain, .. } | TrustedDocumentsAction::Mode { subdomain, .. } | TrustedDocumentsAction::List { subdomain } => subdomain.clone(),
+    };
+    let state = AppState::connect(settings).await?;
+    let tenant = store::tenants::by_subdomain(state.db.platform(), &subdomain)
+        .await
+        .map_err(|e| anyhow::anyhow!("could not read the tenant: {}", describe(e)))?
+        .ok_or_else(|| anyhow::anyhow!("no tenant has the subdomain {subdomain}"))?;
+    let db = state.db.scoped(tenant.id);
+    let trusted = &state.persisted.trusted;
+    let outcome = async {
+        match action {
+            TrustedDocumentsAction::Upload { file, .. } => {
+                let started = std::time::Instant::now();
+                let text = std::fs::read(&file).map_err(|e| crate::error::ApiError::internal(anyhow::anyhow!("reading {}: {e}", file.display())))?;
+                let manifest: serde_json::Value = serde_json::from_slice(&text)
+                    .map_err(|e| crate::error::ApiError::BadUserInput { field: "manifest", message: format!("{} is not JSON: {e}", file.display()) })?;
+                let uploader = Uploader { user_id: None, label: "platform".into() };
+                let m = trusted.upload(&db, &manifest, uploader).await?;
+                let changes = serde_json::json!({ "version": m.version, "format": m.format, "operationCount": m.operation_count });
+                let event = Event { action: "trusted_documents.upload", target_type: "trusted_document_manifest", target_id: Some(m.id), changes: Some(changes) };
+                store::audit::record(&db, (None, None), "cli", event).await?;
+                Ok(serde_json::json!({ "id": m.id, "version": m.version, "format": m.format, "operationCount": m.operation_count, "storedMs": started.elapsed().as_millis() as u64 }))
+            }
+            TrustedDocumentsAction::Mode { mode, .. } => {
+                trusted.set_mode(&db, mode, None).await?;
+                let event = Event { action: "trusted_documents.mode", target_type: "tenant", target_id: Some(tenant.id), changes: Some(serde_json::json!({ "mode": mode.as_str() })) };
+                store::audit::record(&db, (None, None), "cli", event).await?;
+                Ok(serde_json::json!({ "subdomain": subdomain, "mode": mode.as_str() }))
+            }
+            TrustedDocumentsAction::List { .. } => {
+                let rows = store::trusted_documents::list(&db).await?;
+                Ok(serde_json::Value::Array(
+                    rows.into_iter()
+                        .enumerate()
+                        .map(|(i, m)| serde_json::json!({ "id": m.id, "version": m.version, "format": m.format, "operationCount": m.operation_count, "uploadedBy": m.uploaded_by, "createdAt": m.created_at, "active": i == 0 }))
+                        .collect(),
+                ))
+            }
+        }
+    }
+    .await;
+    let finished = db.finish(outcome.is_ok()).await;
+    let out = outcome.map_err(|e| anyhow::anyhow!("{}", describe(e)))?;
+    finished.context("committing")?;
+    println!("{out}");
+    Ok(())
 }
 
 async fn keys(action: KeysAction, settings: &Settings) -> anyhow::Result<()> {

@@ -36,6 +36,15 @@ pub enum ApiError {
     UnsupportedApiVersion(String),
     /// The origin of a cross-origin request is not allowed here.
     OriginNotAllowed,
+    /// A hash-only request (`extensions.persistedQuery`, or a document id)
+    /// names no document known here: Apollo's protocol, whose clients then
+    /// send the text with its hash.
+    PersistedQueryNotFound,
+    /// A registration whose hash is not the SHA-256 of its text.
+    PersistedQueryHashMismatch { sent: String, computed: String },
+    /// The agency runs only its trusted documents for API keys, and this
+    /// operation is not one of them (the reason says how).
+    TrustedDocumentRequired(String),
     /// Too many attempts; try again after `retry_after` seconds.
     RateLimited { retry_after: u64, why: &'static str },
     /// A rate-limit budget (see `rate_limits`) has no room for the request:
@@ -64,6 +73,9 @@ pub enum ApiError {
 
 pub type ApiResult<T> = Result<T, ApiError>;
 
+/// What `PERSISTED_QUERY_NOT_FOUND` means, for a person reading the answer.
+pub const PERSISTED_QUERY_NOT_FOUND_DETAIL: &str = "no document is known here under this hash or id: send the query text along with its sha256Hash to register it, or check that the id is in the agency's active trusted-documents manifest";
+
 /// What `Retry-After` says when a dependency is unavailable: outages seen
 /// here end in seconds, and clients back off further on their own.
 pub const UNAVAILABLE_RETRY_AFTER: u64 = 2;
@@ -88,6 +100,9 @@ impl ApiError {
             Self::CsrfPrevented => "CSRF_PREVENTED",
             Self::UnsupportedApiVersion(_) => "UNSUPPORTED_API_VERSION",
             Self::OriginNotAllowed => "ORIGIN_NOT_ALLOWED",
+            Self::PersistedQueryNotFound => "PERSISTED_QUERY_NOT_FOUND",
+            Self::PersistedQueryHashMismatch { .. } => "PERSISTED_QUERY_HASH_MISMATCH",
+            Self::TrustedDocumentRequired(_) => "TRUSTED_DOCUMENT_REQUIRED",
             Self::RateLimited { .. } | Self::OverBudget { .. } => "RATE_LIMITED",
             Self::InvalidCredentials => "INVALID_CREDENTIALS",
             Self::PayloadTooLarge(_) => "PAYLOAD_TOO_LARGE",
@@ -107,6 +122,11 @@ impl ApiError {
             Self::Unauthenticated | Self::CredentialRefused | Self::InvalidCredentials => StatusCode::UNAUTHORIZED,
             Self::RateLimited { .. } | Self::OverBudget { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Forbidden(_) | Self::TenantInactive | Self::OriginNotAllowed => StatusCode::FORBIDDEN,
+            // As Apollo Server answers it: every APQ client reads the body
+            // and retries, and none mistakes the miss for a failure.
+            Self::PersistedQueryNotFound => StatusCode::OK,
+            Self::PersistedQueryHashMismatch { .. } => StatusCode::BAD_REQUEST,
+            Self::TrustedDocumentRequired(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) | Self::TenantNotFound => StatusCode::NOT_FOUND,
             Self::BadUserInput { .. }
             | Self::TenantRequired
@@ -142,6 +162,13 @@ impl ApiError {
             Self::CsrfPrevented => "this request could have been sent by any web page without the browser asking first (a GET, or a POST with a form or text content type), so it is refused as a possible cross-site request forgery: send `Content-Type: application/json`, or a non-empty `Apollo-Require-Preflight` or `X-Apollo-Operation-Name` header".into(),
             Self::UnsupportedApiVersion(sent) => format!("API version `{sent}` is not served here; the supported version is v1 (send `X-API-Version: v1`, or no header)"),
             Self::OriginNotAllowed => "this origin may not call the API from a browser: ask the platform to add it to the allowed origins, or use the agency's own domain".into(),
+            // The exact words APQ clients look for (Apollo Kotlin and iOS
+            // read the message alone); `detail` says it for a person.
+            Self::PersistedQueryNotFound => "PersistedQueryNotFound".into(),
+            Self::PersistedQueryHashMismatch { sent, computed } => format!(
+                "the persisted query's sha256Hash is {sent}, but the SHA-256 of the query sent with it is {computed}: hash the exact text you send"
+            ),
+            Self::TrustedDocumentRequired(why) => why.clone(),
             Self::RateLimited { retry_after, why } => format!("{why}; try again in {retry_after} seconds"),
             Self::OverBudget { budget, quota, window_secs, retry_after } => format!(
                 "rate limit `{budget}` ({quota} per {window_secs} s) reached; try again in {retry_after} seconds"
@@ -230,6 +257,9 @@ impl From<ApiError> for async_graphql::Error {
             if let Some((depth, limit)) = nesting {
                 ext.set("depth", depth);
                 ext.set("limit", limit);
+            }
+            if code == "PERSISTED_QUERY_NOT_FOUND" {
+                ext.set("detail", PERSISTED_QUERY_NOT_FOUND_DETAIL);
             }
         })
     }

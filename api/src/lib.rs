@@ -12,6 +12,7 @@ pub mod http;
 pub mod identity;
 pub mod net;
 pub mod objects;
+pub mod persisted;
 pub mod rate_limits;
 pub mod request;
 pub mod roles;

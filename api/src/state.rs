@@ -16,6 +16,7 @@ use crate::{
     files::Files,
     identity::Identity,
     objects::Objects,
+    persisted::Persisted,
     rate_limits::RateLimits,
     store::{self, Database},
     tenancy::TenantResolver,
@@ -32,6 +33,7 @@ pub struct AppState {
     pub auth: Auth,
     pub files: Files,
     pub identity: Identity,
+    pub persisted: Persisted,
     pub rate_limits: RateLimits,
 }
 
@@ -77,7 +79,9 @@ impl AppState {
         };
         let identity = Identity { auth: auth.clone(), db: db.clone(), tenants: tenants.clone() };
         let rate_limits = RateLimits::new(settings.rate_limits.clone(), cache.clone());
-        Ok(Self { settings: Arc::new(settings), db, cache, objects, tenants, auth, files, identity, rate_limits })
+        let shared = settings.redis.url.is_some().then(|| cache.clone());
+        let persisted = Persisted::new(db.clone(), shared, &settings.persisted_queries);
+        Ok(Self { settings: Arc::new(settings), db, cache, objects, tenants, auth, files, identity, persisted, rate_limits })
     }
 }
 

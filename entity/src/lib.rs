@@ -11,5 +11,8 @@ pub mod platform_admins;
 pub mod projects;
 pub mod refresh_tokens;
 pub mod tenants;
+pub mod trusted_document_manifests;
+pub mod trusted_document_settings;
+pub mod trusted_documents;
 pub mod upload_reservations;
 pub mod users;

@@ -10,6 +10,7 @@ mod m20261124_000002_row_level_security;
 mod m20261124_000003_login_lookup;
 mod m20261127_000010_revocations;
 mod m20261201_000004_upload_reservations;
+mod m20261205_000005_trusted_documents;
 
 /// The tables that hold one tenant's rows. Each carries `tenant_id`, leads an
 /// index with it, and on PostgreSQL is guarded by a forced RLS policy.
@@ -23,6 +24,9 @@ pub const TENANT_TABLES: &[&str] = &[
     "document_versions",
     "audit_events",
     "upload_reservations",
+    "trusted_document_manifests",
+    "trusted_documents",
+    "trusted_document_settings",
 ];
 
 /// The PostgreSQL role the server runs as: no ownership, no BYPASSRLS.
@@ -46,6 +50,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000003_login_lookup::Migration),
             Box::new(m20261127_000010_revocations::Migration),
             Box::new(m20261201_000004_upload_reservations::Migration),
+            Box::new(m20261205_000005_trusted_documents::Migration),
         ]
     }
 }

@@ -171,7 +171,7 @@ pub(crate) fn tenant_fk<T: IntoIden + Clone + 'static>(table: T, col: T) -> Fore
 }
 
 /// A same-tenant reference: `(tenant_id, col)` -> `(tenant_id, id)` of `to`.
-fn scoped_fk<F, T>(
+pub(crate) fn scoped_fk<F, T>(
     from: F,
     tenant_col: F,
     col: F,

@@ -3,7 +3,10 @@
 
 use std::{net::IpAddr, path::PathBuf};
 
-use super::{AuthSettings, RateLimitSettings, DatabaseSettings, Environment, LogSettings, RedisSettings, ServerSettings, Settings, StorageBackend, StorageSettings};
+use super::{
+    AuthSettings, DatabaseSettings, Environment, LogSettings, PersistedQuerySettings, RateLimitSettings, RedisSettings, ServerSettings,
+    Settings, StorageBackend, StorageSettings,
+};
 
 impl Default for Settings {
     fn default() -> Self {
@@ -81,6 +84,7 @@ impl Default for Settings {
                 login_window_secs: 15 * 60,
             },
             rate_limits: RateLimitSettings::default(),
+            persisted_queries: PersistedQuerySettings::default(),
         }
     }
 }

@@ -6,10 +6,9 @@
 use std::{net::IpAddr, path::PathBuf};
 
 mod defaults;
+mod persisted_queries;
 mod rate_limits;
 mod validate;
-
-pub use rate_limits::RateLimitSettings;
 
 use figment::{
     Figment,
@@ -18,8 +17,11 @@ use figment::{
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
+pub use persisted_queries::PersistedQuerySettings;
+pub use rate_limits::RateLimitSettings;
+
 /// Top-level sections; `AGGIOS_<SECTION>_<KEY>` maps to `<section>.<key>`.
-const SECTIONS: &[&str] = &["server", "database", "redis", "storage", "log", "auth", "rate_limits"];
+const SECTIONS: &[&str] = &["server", "database", "redis", "storage", "log", "auth", "rate_limits", "persisted_queries"];
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -33,6 +35,7 @@ pub struct Settings {
     pub log: LogSettings,
     pub auth: AuthSettings,
     pub rate_limits: RateLimitSettings,
+    pub persisted_queries: PersistedQuerySettings,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]

@@ -3,6 +3,7 @@
 //! GraphQL types; nothing else.
 
 mod connection;
+pub mod document_cache;
 mod guards;
 pub mod limits;
 pub mod loaders;
@@ -13,7 +14,7 @@ pub mod request_errors;
 mod schema;
 pub mod types;
 
-pub use schema::{AppSchema, SchemaOptions, build_schema};
+pub use schema::{AppSchema, SchemaOptions, build_schema, serving_schema};
 
 use async_graphql::Context;
 

@@ -1,8 +1,11 @@
 //! Building the schema: the merged roots, limits, and what production hides.
 
-use async_graphql::{EmptySubscription, Schema};
+use std::sync::Arc;
+
+use async_graphql::{EmptySubscription, Schema, SchemaBuilder};
 
 use super::{
+    document_cache::{DocumentCache, DocumentCacheExtension},
     limits::{CostLimit, DepthLimit},
     mutation::Mutation,
     query::Query,
@@ -19,6 +22,18 @@ pub struct SchemaOptions {
 }
 
 pub fn build_schema(options: SchemaOptions) -> AppSchema {
+    builder(options).finish()
+}
+
+/// The schema a server runs: [`build_schema`]'s, keeping parsed and
+/// validated documents in `documents` (also the schema's data, for the HTTP
+/// layer). Its extension comes last, so it is the innermost: every check
+/// the others make on a parsed document still runs on a cached one.
+pub fn serving_schema(options: SchemaOptions, documents: Arc<DocumentCache>) -> AppSchema {
+    builder(options).extension(DocumentCacheExtension(documents.clone())).data(documents).finish()
+}
+
+fn builder(options: SchemaOptions) -> SchemaBuilder<Query, Mutation, EmptySubscription> {
     let mut builder = Schema::build(Query::default(), Mutation::default(), EmptySubscription)
         .extension(RequestErrors)
         // Outside every other check: it charges an operation only once
@@ -33,5 +48,5 @@ pub fn build_schema(options: SchemaOptions) -> AppSchema {
     if options.production {
         builder = builder.disable_introspection().disable_suggestions();
     }
-    builder.finish()
+    builder
 }

@@ -6,6 +6,8 @@
 use std::sync::Arc;
 
 use async_graphql::{BatchRequest, Pos, Value, parser::types::OperationType};
+
+use crate::graphql::document_cache::{self, DocumentCache};
 use poem::{
     Body, Request, Response, handler,
     http::{HeaderValue, Method, StatusCode, header},
@@ -13,7 +15,7 @@ use poem::{
 };
 
 use super::{
-    csrf, graphql_body, pipeline,
+    csrf, documents, graphql_body, pipeline,
     response::{self, Media},
 };
 use crate::{error::ApiError, graphql::AppSchema, request::RequestContext, state::AppState};
@@ -23,7 +25,12 @@ pub async fn graphql(req: &Request, Data(state): Data<&AppState>, Data(schema): 
     let media = Media::of(req);
     match serve(req, state, schema, body, media).await {
         Ok(resp) => resp,
-        Err(e) => response::error(e, media),
+        Err(e) => {
+            // A persisted query's miss is a 200 a cache must not keep.
+            let mut resp = response::error(e, media);
+            resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            resp
+        }
     }
 }
 
@@ -88,7 +95,13 @@ impl Done {
 }
 
 async fn run(schema: &AppSchema, state: &AppState, ctx: Arc<RequestContext>, op: async_graphql::Request, get: bool) -> Result<Done, ApiError> {
-    let query = is_query(&op);
+    // Persisted queries and trusted documents first: what follows sees the
+    // text that will run.
+    let (op, registration) = match documents::resolve(state, &ctx, op).await {
+        Ok(resolved) => resolved,
+        Err(e) => return Err(pipeline::abandon(&ctx, state, e).await),
+    };
+    let query = is_query(schema, &op);
     if get && !query {
         let refused = ApiError::MethodNotAllowed("only queries may be sent with GET; send mutations with POST");
         return Err(pipeline::abandon(&ctx, state, refused).await);
@@ -105,6 +118,7 @@ async fn run(schema: &AppSchema, state: &AppState, ctx: Arc<RequestContext>, op:
         let err: async_graphql::Error = e.into();
         response = async_graphql::Response::from_errors(vec![err.into_server_error(Pos::default())]);
     }
+    documents::settle(state, registration, &response).await;
     let statements = ctx.db().ok().map(|db| db.statement_count());
     Ok(Done { response, committed, statements })
 }
@@ -195,15 +209,14 @@ fn answer_batch(done: &[Done]) -> Response {
     with_retry_after(response::json(Media::Json, StatusCode::OK, body), retry_after)
 }
 
-/// Whether the operation the request would run is a query. A document that
-/// does not parse counts as one: execution answers with the syntax error.
-fn is_query(req: &async_graphql::Request) -> bool {
-    let Ok(doc) = async_graphql::parser::parse_query(&req.query) else {
-        return true;
+/// Whether the operation the request would run is a query (read from the
+/// schema's cached document when it has one). A document that does not
+/// parse counts as one: execution answers with the syntax error.
+fn is_query(schema: &AppSchema, req: &async_graphql::Request) -> bool {
+    let operation = req.operation_name.as_deref();
+    let ty = match schema.data::<Arc<DocumentCache>>() {
+        Some(cache) => cache.operation_type(&req.query, operation),
+        None => document_cache::operation_type(&req.query, operation),
     };
-    let selected = match &req.operation_name {
-        Some(name) => doc.operations.iter().find(|(n, _)| n.map(|n| n.as_str()) == Some(name.as_str())).map(|(_, op)| op),
-        None => doc.operations.iter().next().map(|(_, op)| op),
-    };
-    selected.is_none_or(|op| op.node.ty == OperationType::Query)
+    ty.is_none_or(|ty| ty == OperationType::Query)
 }

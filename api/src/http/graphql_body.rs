@@ -63,7 +63,7 @@ pub async fn read(req: &Request, body: Body, state: &AppState, ctx: &RequestCont
         BatchRequest::Single(op) => std::slice::from_ref(op),
         BatchRequest::Batch(ops) => ops.as_slice(),
     };
-    if ops.iter().any(|op| op.query.trim().is_empty() && !op.extensions.contains_key("persistedQuery")) {
+    if ops.iter().any(|op| op.query.trim().is_empty() && !super::documents::sends_id(op)) {
         return Err(ApiError::BadUserInput { field: "query", message: "the request has no `query`: send the GraphQL document as a string".into() });
     }
     Ok(batch)
@@ -71,9 +71,10 @@ pub async fn read(req: &Request, body: Body, state: &AppState, ctx: &RequestCont
 
 async fn read_any(req: &Request, body: Body, state: &AppState, ctx: &RequestContext) -> Result<BatchRequest, ApiError> {
     if req.method() == Method::GET {
-        return async_graphql::http::parse_query_string(req.uri().query().unwrap_or_default())
-            .map(BatchRequest::Single)
-            .map_err(|e| ApiError::BadUserInput { field: "query", message: e.to_string() });
+        let query = req.uri().query().unwrap_or_default();
+        let mut op = async_graphql::http::parse_query_string(query).map_err(|e| ApiError::BadUserInput { field: "query", message: e.to_string() })?;
+        super::documents::read_ids_from_query_string(query, &mut op);
+        return Ok(BatchRequest::Single(op));
     }
     let max = state.settings.storage.max_request_bytes;
     let declared = req.header("content-length").and_then(|v| v.parse::<u64>().ok());
@@ -103,10 +104,11 @@ async fn read_any(req: &Request, body: Body, state: &AppState, ctx: &RequestCont
             message: "the body is empty: send a JSON object with a `query` (and optionally `variables`, `operationName`)".into(),
         });
     }
-    let batch: BatchRequest = serde_json::from_slice(&bytes).map_err(|e| ApiError::BadUserInput {
+    let mut batch: BatchRequest = serde_json::from_slice(&bytes).map_err(|e| ApiError::BadUserInput {
         field: "request",
         message: format!("the body is not a GraphQL request (a JSON object with a string `query`, or an array of them): {e}"),
     })?;
+    super::documents::read_ids_from_json(&bytes, &mut batch);
     let limit = state.settings.server.max_batch_operations;
     match &batch {
         BatchRequest::Batch(ops) if ops.is_empty() => {

@@ -9,6 +9,7 @@ mod client_addr;
 mod compression;
 mod cors;
 mod csrf;
+mod documents;
 mod files;
 mod graphql;
 mod graphql_body;
@@ -30,7 +31,7 @@ pub use client_addr::ClientAddr;
 pub use request_id::RequestId;
 
 use crate::{
-    graphql::{SchemaOptions, build_schema},
+    graphql::{SchemaOptions, document_cache::DocumentCache, serving_schema},
     state::AppState,
 };
 
@@ -43,7 +44,9 @@ pub fn routes(state: AppState) -> impl Endpoint<Output = poem::Response> {
     let trusted: Arc<[crate::net::Cidr]> = state.settings.trusted_proxies().into();
     let cors = Arc::new(cors::Cors::new(&state.settings.server.cors_allowed_origins, state.tenants.clone()));
     let security = Arc::new(security_headers::SecurityHeaders::new(state.settings.server.hsts_max_age_secs));
-    let schema = build_schema(SchemaOptions { production: state.settings.is_production() });
+    let pq = &state.settings.persisted_queries;
+    let documents = Arc::new(DocumentCache::new(pq.document_cache_bytes, pq.max_document_bytes));
+    let schema = serving_schema(SchemaOptions { production: state.settings.is_production() }, documents);
     Route::new()
         .at("/graphql", get(graphql::graphql).post(graphql::graphql).around(rate_limit::with_headers))
         .at("/playground", get(playground::index))

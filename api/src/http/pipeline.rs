@@ -67,6 +67,7 @@ pub fn sibling(ctx: &RequestContext, state: &AppState) -> RequestContext {
 pub async fn end(ctx: &RequestContext, state: &AppState, commit: bool) -> Result<(), ApiError> {
     let finished = ctx.finish(commit).await;
     crate::files::after_request(&state.files, ctx, commit && finished.is_ok()).await;
+    crate::persisted::after_request(&state.persisted, ctx, commit && finished.is_ok());
     finished.map_err(|e| if commit && crate::error::db_unreachable(&e) { ApiError::OutcomeUnknown } else { ApiError::from(e) })
 }
 

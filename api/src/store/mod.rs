@@ -18,6 +18,7 @@ pub mod revocations;
 pub mod scoped;
 pub mod sessions;
 pub mod tenants;
+pub mod trusted_documents;
 pub mod upload_reservations;
 pub mod users;
 pub mod validate;

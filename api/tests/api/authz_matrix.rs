@@ -110,6 +110,15 @@ fn rules() -> Vec<Rule> {
         Rule { field: "storageUsage", at: Where::Tenant, op: "{ storageUsage { usedBytes } }", expect: domain_read },
         Rule { field: "updateDocument", at: Where::Tenant, op: "mutation { updateDocument(id: \"{document}\", input: { name: \"r{n}.pdf\" }) { id } }", expect: domain_write },
         Rule { field: "deleteDocument", at: Where::Tenant, op: "mutation { deleteDocument(id: \"{spare_document}\") }", expect: domain_delete },
+        Rule { field: "trustedDocumentManifests", at: Where::Tenant, op: "{ trustedDocumentManifests { id } }", expect: admin_only },
+        Rule { field: "trustedDocumentSettings", at: Where::Tenant, op: "{ trustedDocumentSettings { mode } }", expect: admin_only },
+        Rule {
+            field: "uploadTrustedDocuments",
+            at: Where::Tenant,
+            op: "mutation { uploadTrustedDocuments(manifest: { q{n}: \"{ tenant { id } }\" }) { version } }",
+            expect: admin_only,
+        },
+        Rule { field: "setTrustedDocumentsMode", at: Where::Tenant, op: "mutation { setTrustedDocumentsMode(mode: OFF) { mode } }", expect: admin_only },
         Rule { field: "platformTenants", at: Where::Api, op: "{ platformTenants { id } }", expect: platform },
         Rule {
             field: "signUp",

@@ -21,6 +21,7 @@ mod helpers;
 mod logging;
 mod memory;
 mod migrations;
+mod persisted;
 mod playground;
 mod rate_limits;
 mod request_id;

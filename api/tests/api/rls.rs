@@ -33,12 +33,18 @@ async fn seed_all_tables(conn: &mut PgConnection, tenant: Uuid) {
          INSERT INTO audit_events (id, tenant_id, action, target_type, request_id, created_at)
            VALUES (gen_random_uuid(), '{t}', 'test', 'test', 'r', now());
          INSERT INTO upload_reservations (id, tenant_id, size_bytes, expires_at, created_at)
-           VALUES (gen_random_uuid(), '{t}', 1, now(), now());",
+           VALUES (gen_random_uuid(), '{t}', 1, now(), now());
+         INSERT INTO trusted_document_manifests (id, tenant_id, version, format, operation_count, uploaded_by, created_at)
+           VALUES ('{m}', '{t}', 1, 'APOLLO', 1, 'platform', now());
+         INSERT INTO trusted_documents (id, tenant_id, manifest_id, document_id, body)
+           VALUES (gen_random_uuid(), '{t}', '{m}', 'op', '{{ tenant {{ id }} }}');
+         INSERT INTO trusted_document_settings (tenant_id, mode, updated_at) VALUES ('{t}', 'REQUIRE', now());",
         t = tenant,
         u = Uuid::now_v7(),
         c = Uuid::now_v7(),
         p = Uuid::now_v7(),
         d = Uuid::now_v7(),
+        m = Uuid::now_v7(),
     );
     conn.execute(sqlx::raw_sql(AssertSqlSafe(sql))).await.expect("seed rows");
 }

@@ -4,6 +4,7 @@ mod api_keys;
 mod auth;
 mod domain;
 mod platform;
+mod trusted_documents;
 mod users;
 
 #[derive(async_graphql::MergedObject, Default)]
@@ -13,4 +14,5 @@ pub struct Mutation(
     api_keys::ApiKeyMutation,
     domain::DomainMutation,
     platform::PlatformMutation,
+    trusted_documents::TrustedDocumentsMutation,
 );

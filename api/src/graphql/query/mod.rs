@@ -4,6 +4,13 @@ mod domain;
 mod identity;
 mod platform;
 mod tenant;
+pub(crate) mod trusted_documents;
 
 #[derive(async_graphql::MergedObject, Default)]
-pub struct Query(tenant::TenantQuery, identity::IdentityQuery, domain::DomainQuery, platform::PlatformQuery);
+pub struct Query(
+    tenant::TenantQuery,
+    identity::IdentityQuery,
+    domain::DomainQuery,
+    platform::PlatformQuery,
+    trusted_documents::TrustedDocumentsQuery,
+);

@@ -6,6 +6,7 @@ mod byte_count;
 mod domain;
 mod session;
 mod tenant;
+mod trusted_documents;
 mod user;
 
 pub use api_key::{ApiKey, CreateApiKeyInput, CreatedApiKey};
@@ -18,4 +19,5 @@ pub use auth::{AuthPayload, ChangePasswordInput, LoginInput, PlatformAuthPayload
 pub use byte_count::{ByteCount, ByteCountField, ByteCountOutOfRange, MAX_BYTE_COUNT};
 pub use session::Session;
 pub use tenant::Tenant;
+pub use trusted_documents::{TrustedDocumentManifest, TrustedDocumentManifestJson, TrustedDocumentSettings};
 pub use user::{CreateUserInput, UpdateUserInput, User};
