@@ -10,6 +10,7 @@ mod mutation;
 mod query;
 pub mod request_errors;
 mod schema;
+pub mod shape;
 pub mod types;
 
 pub use schema::{AppSchema, SchemaOptions, build_schema};
