@@ -51,6 +51,8 @@ pub enum ApiError {
     /// The operation nests fields deeper than one request may (see
     /// `graphql::limits`); introspection's own nesting is not counted.
     TooDeep { depth: usize, limit: usize },
+    /// The operation holds more of something than `[limits]` allows.
+    OverLimit { limit: Limit, found: usize, max: usize },
     /// A dependency (database, Redis, storage) cannot be reached.
     Unavailable(&'static str),
     /// The connection to the database broke while the request's change was
@@ -60,6 +62,63 @@ pub enum ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+/// An operation limit (`[limits]`, `server.max_batch_operations`; see
+/// `graphql::limits`), each refused with a code that names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    Aliases,
+    RootFields,
+    Directives,
+    Tokens,
+    /// Selections once fragments are spread where they are used. Held to
+    /// the cost budget: validating them is work whatever they cost to
+    /// resolve, and the cost itself is only known after validation.
+    Selections,
+}
+
+impl Limit {
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::Aliases => "QUERY_TOO_MANY_ALIASES",
+            Self::RootFields => "QUERY_TOO_MANY_ROOT_FIELDS",
+            Self::Directives => "QUERY_TOO_MANY_DIRECTIVES",
+            Self::Tokens => "QUERY_TOO_MANY_TOKENS",
+            Self::Selections => "QUERY_TOO_COMPLEX",
+        }
+    }
+
+    /// The extension that carries what was found (`limit` carries the limit).
+    fn found_key(self) -> &'static str {
+        match self {
+            Self::Aliases => "aliases",
+            Self::RootFields => "rootFields",
+            Self::Directives => "directives",
+            Self::Tokens => "tokens",
+            Self::Selections => "selections",
+        }
+    }
+
+    fn message(self, found: usize, max: usize) -> String {
+        match self {
+            Self::Aliases => format!(
+                "the operation has {found} aliased fields (a fragment's counted each time it is spread) and the limit is {max}: ask for the same field under fewer names, or split the operation"
+            ),
+            Self::RootFields => {
+                format!("the operation selects {found} fields at its root and the limit is {max}: split it into several operations")
+            }
+            Self::Directives => format!(
+                "the operation has {found} directives (a fragment's counted each time it is spread) and the limit is {max}: remove repeated ones"
+            ),
+            Self::Tokens => format!(
+                "the document has {found} tokens and the limit is {max}: send a smaller document, and pass values as variables rather than literals"
+            ),
+            Self::Selections => format!(
+                "once its fragments are spread where they are used, the operation holds {found} selections, and one request may hold {max} (its cost budget): spread fragments fewer times"
+            ),
+        }
+    }
+}
 
 /// What `Retry-After` says when a dependency is unavailable: outages seen
 /// here end in seconds, and clients back off further on their own.
@@ -91,6 +150,7 @@ impl ApiError {
             Self::QuotaExceeded { .. } => "QUOTA_EXCEEDED",
             Self::TooComplex { .. } => "QUERY_TOO_COMPLEX",
             Self::TooDeep { .. } => "QUERY_TOO_DEEP",
+            Self::OverLimit { limit, .. } => limit.code(),
             Self::Unavailable(_) => "SERVICE_UNAVAILABLE",
             Self::OutcomeUnknown => "OUTCOME_UNKNOWN",
             Self::Internal(_) => "INTERNAL",
@@ -109,6 +169,7 @@ impl ApiError {
             | Self::TenantRequired
             | Self::TooComplex { .. }
             | Self::TooDeep { .. }
+            | Self::OverLimit { .. }
             | Self::CsrfPrevented
             | Self::UnsupportedApiVersion(_) => StatusCode::BAD_REQUEST,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -151,6 +212,7 @@ impl ApiError {
             Self::TooDeep { depth, limit } => format!(
                 "the operation is nested {depth} levels deep; the limit is {limit}: fetch what lies deeper in another request"
             ),
+            Self::OverLimit { limit, found, max } => limit.message(*found, *max),
             Self::Unavailable(what) => format!("{what} is unavailable right now; try again in a few seconds"),
             Self::OutcomeUnknown => "the connection to the database broke while this change was being saved, so it may or may not have been saved: check (for example by reading what it created) before sending it again".into(),
             Self::Internal(cause) => {
@@ -203,6 +265,11 @@ impl From<ApiError> for async_graphql::Error {
             ApiError::TooDeep { depth, limit } => Some((*depth, *limit)),
             _ => None,
         };
+        let over = match &err {
+            ApiError::OverLimit { limit, found, max } => Some((limit.found_key(), *found, *max)),
+            ApiError::TooComplex { cost, limit, .. } => Some(("cost", *cost, *limit)),
+            _ => None,
+        };
         async_graphql::Error::new(message).extend_with(|_, ext| {
             ext.set("code", code);
             if let Some(id) = error_id {
@@ -217,6 +284,10 @@ impl From<ApiError> for async_graphql::Error {
             if let Some((depth, limit)) = nesting {
                 ext.set("depth", depth);
                 ext.set("limit", limit);
+            }
+            if let Some((key, found, max)) = over {
+                ext.set(key, found);
+                ext.set("limit", max);
             }
         })
     }

@@ -80,6 +80,7 @@ impl Default for Settings {
                 login_failures_per_account: 20,
                 login_window_secs: 15 * 60,
             },
+            limits: super::LimitsSettings::default(),
         }
     }
 }

@@ -6,7 +6,10 @@
 use std::{net::IpAddr, path::PathBuf};
 
 mod defaults;
+mod limits;
 mod validate;
+
+pub use limits::LimitsSettings;
 
 use figment::{
     Figment,
@@ -16,7 +19,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
 /// Top-level sections; `AGGIOS_<SECTION>_<KEY>` maps to `<section>.<key>`.
-const SECTIONS: &[&str] = &["server", "database", "redis", "storage", "log", "auth"];
+const SECTIONS: &[&str] = &["server", "database", "redis", "storage", "log", "auth", "limits"];
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -29,6 +32,7 @@ pub struct Settings {
     pub storage: StorageSettings,
     pub log: LogSettings,
     pub auth: AuthSettings,
+    pub limits: LimitsSettings,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]

@@ -127,6 +127,7 @@ impl Settings {
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             return Err(invalid("log.level", "not a valid filter such as `info` or `info,aggios=debug`"));
         }
+        self.limits.validate()?;
         Ok(())
     }
 }

@@ -42,7 +42,7 @@ pub fn routes(state: AppState) -> impl Endpoint<Output = poem::Response> {
     let trusted: Arc<[crate::net::Cidr]> = state.settings.trusted_proxies().into();
     let cors = Arc::new(cors::Cors::new(&state.settings.server.cors_allowed_origins, state.tenants.clone()));
     let security = Arc::new(security_headers::SecurityHeaders::new(state.settings.server.hsts_max_age_secs));
-    let schema = build_schema(SchemaOptions { production: state.settings.is_production() });
+    let schema = build_schema(SchemaOptions { production: state.settings.is_production(), limits: state.settings.limits.clone() });
     Route::new()
         .at("/graphql", get(graphql::graphql).post(graphql::graphql))
         .at("/playground", get(playground::index))
