@@ -88,7 +88,7 @@ impl Done {
 }
 
 async fn run(schema: &AppSchema, state: &AppState, ctx: Arc<RequestContext>, op: async_graphql::Request, get: bool) -> Result<Done, ApiError> {
-    let query = is_query(&op);
+    let query = is_query(&op, state.settings.limits.max_tokens);
     if get && !query {
         let refused = ApiError::MethodNotAllowed("only queries may be sent with GET; send mutations with POST");
         return Err(pipeline::abandon(&ctx, state, refused).await);
@@ -191,15 +191,11 @@ fn answer_batch(done: &[Done]) -> Response {
     with_retry_after(response::json(Media::Json, StatusCode::OK, body), retry_after)
 }
 
-/// Whether the operation the request would run is a query. A document that
-/// does not parse counts as one: execution answers with the syntax error.
-fn is_query(req: &async_graphql::Request) -> bool {
-    let Ok(doc) = async_graphql::parser::parse_query(&req.query) else {
-        return true;
-    };
-    let selected = match &req.operation_name {
-        Some(name) => doc.operations.iter().find(|(n, _)| n.map(|n| n.as_str()) == Some(name.as_str())).map(|(_, op)| op),
-        None => doc.operations.iter().next().map(|(_, op)| op),
-    };
-    selected.is_none_or(|op| op.node.ty == OperationType::Query)
+/// Whether the operation the request would run is a query, read from the
+/// text's top level without parsing it (a document of a million tokens
+/// costs no parse here). One that names no operation within `max_tokens`
+/// tokens counts as a query: execution refuses it before anything runs.
+fn is_query(req: &async_graphql::Request, max_tokens: usize) -> bool {
+    crate::graphql::shape::operation_type(&req.query, req.operation_name.as_deref(), max_tokens)
+        .is_none_or(|ty| ty == OperationType::Query)
 }
