@@ -75,6 +75,7 @@ pub enum Limit {
     /// the cost budget: validating them is work whatever they cost to
     /// resolve, and the cost itself is only known after validation.
     Selections,
+    BatchOperations,
 }
 
 impl Limit {
@@ -85,6 +86,7 @@ impl Limit {
             Self::Directives => "QUERY_TOO_MANY_DIRECTIVES",
             Self::Tokens => "QUERY_TOO_MANY_TOKENS",
             Self::Selections => "QUERY_TOO_COMPLEX",
+            Self::BatchOperations => "BATCH_TOO_LARGE",
         }
     }
 
@@ -96,6 +98,7 @@ impl Limit {
             Self::Directives => "directives",
             Self::Tokens => "tokens",
             Self::Selections => "selections",
+            Self::BatchOperations => "operations",
         }
     }
 
@@ -116,6 +119,7 @@ impl Limit {
             Self::Selections => format!(
                 "once its fragments are spread where they are used, the operation holds {found} selections, and one request may hold {max} (its cost budget): spread fragments fewer times"
             ),
+            Self::BatchOperations => format!("a batch may hold at most {max} operations and this one has {found}; split it"),
         }
     }
 }
