@@ -53,6 +53,8 @@ pub enum ApiError {
     TooDeep { depth: usize, limit: usize },
     /// The operation holds more of something than `[limits]` allows.
     OverLimit { limit: Limit, found: usize, max: usize },
+    /// The operation ran past `limits.operation_timeout_ms` and was ended.
+    Timeout { limit_ms: u64 },
     /// A dependency (database, Redis, storage) cannot be reached.
     Unavailable(&'static str),
     /// The connection to the database broke while the request's change was
@@ -155,6 +157,7 @@ impl ApiError {
             Self::TooComplex { .. } => "QUERY_TOO_COMPLEX",
             Self::TooDeep { .. } => "QUERY_TOO_DEEP",
             Self::OverLimit { limit, .. } => limit.code(),
+            Self::Timeout { .. } => "OPERATION_TIMEOUT",
             Self::Unavailable(_) => "SERVICE_UNAVAILABLE",
             Self::OutcomeUnknown => "OUTCOME_UNKNOWN",
             Self::Internal(_) => "INTERNAL",
@@ -183,6 +186,9 @@ impl ApiError {
             Self::QuotaExceeded { .. } => StatusCode::INSUFFICIENT_STORAGE,
             Self::Unavailable(_) | Self::OutcomeUnknown => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            // See the README: a server-side failure (5xx), without the
+            // Retry-After of 503, which would invite retrying a heavy operation.
+            Self::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
         }
     }
 
@@ -217,6 +223,9 @@ impl ApiError {
                 "the operation is nested {depth} levels deep; the limit is {limit}: fetch what lies deeper in another request"
             ),
             Self::OverLimit { limit, found, max } => limit.message(*found, *max),
+            Self::Timeout { limit_ms } => format!(
+                "the operation ran for longer than {limit_ms} ms and was ended, and what it changed was rolled back: ask for less (smaller pages, fewer fields), or try again later"
+            ),
             Self::Unavailable(what) => format!("{what} is unavailable right now; try again in a few seconds"),
             Self::OutcomeUnknown => "the connection to the database broke while this change was being saved, so it may or may not have been saved: check (for example by reading what it created) before sending it again".into(),
             Self::Internal(cause) => {
@@ -274,6 +283,10 @@ impl From<ApiError> for async_graphql::Error {
             ApiError::TooComplex { cost, limit, .. } => Some(("cost", *cost, *limit)),
             _ => None,
         };
+        let timeout_ms = match &err {
+            ApiError::Timeout { limit_ms } => Some(*limit_ms),
+            _ => None,
+        };
         async_graphql::Error::new(message).extend_with(|_, ext| {
             ext.set("code", code);
             if let Some(id) = error_id {
@@ -292,6 +305,9 @@ impl From<ApiError> for async_graphql::Error {
             if let Some((key, found, max)) = over {
                 ext.set(key, found);
                 ext.set("limit", max);
+            }
+            if let Some(ms) = timeout_ms {
+                ext.set("timeoutMs", ms);
             }
         })
     }

@@ -2,6 +2,8 @@
 //! (enforced by `graphql::limits`). Its defaults and checks live here with
 //! it; the batch size is `server.max_batch_operations`.
 
+use std::time::Duration;
+
 use serde::{Deserialize, Serialize};
 
 use super::{ConfigError, invalid};
@@ -25,6 +27,9 @@ pub struct LimitsSettings {
     /// What one operation may cost: a field 1, a list its page size times
     /// what it selects, a download link 10.
     pub max_cost: usize,
+    /// How long one operation may execute before it is ended and its
+    /// transaction rolled back (`OPERATION_TIMEOUT`).
+    pub operation_timeout_ms: u64,
 }
 
 impl Default for LimitsSettings {
@@ -36,11 +41,16 @@ impl Default for LimitsSettings {
             max_tokens: 1_000,
             max_depth: 12,
             max_cost: 3_000,
+            operation_timeout_ms: 30_000,
         }
     }
 }
 
 impl LimitsSettings {
+    pub fn operation_timeout(&self) -> Duration {
+        Duration::from_millis(self.operation_timeout_ms)
+    }
+
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
         let at_least_one = [
             ("limits.max_aliases", self.max_aliases),
@@ -52,6 +62,9 @@ impl LimitsSettings {
         ];
         if let Some(&(key, _)) = at_least_one.iter().find(|(_, v)| *v == 0) {
             return Err(invalid(key, "must be at least 1"));
+        }
+        if !(1..=3_600_000).contains(&self.operation_timeout_ms) {
+            return Err(invalid("limits.operation_timeout_ms", "must be between 1 ms and an hour"));
         }
         Ok(())
     }

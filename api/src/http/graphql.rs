@@ -97,7 +97,10 @@ async fn run(schema: &AppSchema, state: &AppState, ctx: Arc<RequestContext>, op:
     if !query && let Err(e) = ctx.begin_writing().await {
         return Err(pipeline::abandon(&ctx, state, e).await);
     }
-    let mut response = schema.execute(crate::graphql::prepare(op, ctx.clone(), state.clone())).await;
+    let execution = schema.execute(crate::graphql::prepare(op, ctx.clone(), state.clone()));
+    let Ok(mut response) = tokio::time::timeout(state.settings.limits.operation_timeout(), execution).await else {
+        return Ok(timed_out(ctx, state));
+    };
     let commit = response.errors.is_empty();
     let mut committed = commit;
     if let Err(e) = pipeline::end(&ctx, state, commit).await {
@@ -107,6 +110,25 @@ async fn run(schema: &AppSchema, state: &AppState, ctx: Arc<RequestContext>, op:
     }
     let statements = ctx.db().ok().map(|db| db.statement_count());
     Ok(Done { response, committed, statements })
+}
+
+/// The operation ran past `limits.operation_timeout_ms`, and its execution
+/// was dropped where it stood (its dataloaders' loads with it: see
+/// `Loaders`). Its transaction is rolled back without holding the answer:
+/// a statement it left running must end first (on PostgreSQL within
+/// `lock_timeout` or `statement_timeout`), and nothing of it can commit
+/// meanwhile, since only the answer path sends COMMIT.
+fn timed_out(ctx: Arc<RequestContext>, state: &AppState) -> Done {
+    let limit_ms = state.settings.limits.operation_timeout_ms;
+    tracing::warn!(limit_ms, "an operation ran out of time and was ended");
+    let statements = ctx.db().ok().map(|db| db.statement_count());
+    let state = state.clone();
+    tokio::spawn(async move {
+        if let Err(e) = pipeline::end(&ctx, &state, false).await {
+            tracing::warn!(error = ?e, "rolling back an operation that ran out of time");
+        }
+    });
+    Done { statements, ..Done::failed(ApiError::Timeout { limit_ms }) }
 }
 
 fn code(err: &async_graphql::ServerError) -> Option<String> {
@@ -127,6 +149,7 @@ fn is_request_error(resp: &async_graphql::Response) -> bool {
 /// - an operation that failed because a dependency is unavailable, and so
 ///   changed nothing, is `503` with `Retry-After` (body unchanged), so that
 ///   clients and proxies retry it instead of reading a permanent failure;
+/// - an operation ended by its timeout is `504`, without `Retry-After`;
 /// - `RATE_LIMITED` carries `Retry-After` (the longest asked);
 /// - a request error is `400` in `application/graphql-response+json` and
 ///   `200` in `application/json`, as GraphQL over HTTP says;
@@ -135,6 +158,9 @@ fn status_of(done: &Done, media: Media) -> (StatusCode, Option<u64>) {
     let codes: Vec<String> = done.response.errors.iter().filter_map(code).collect();
     if !done.committed && codes.iter().any(|c| c == "SERVICE_UNAVAILABLE" || c == "OUTCOME_UNKNOWN") {
         return (StatusCode::SERVICE_UNAVAILABLE, Some(crate::error::UNAVAILABLE_RETRY_AFTER));
+    }
+    if codes.iter().any(|c| c == "OPERATION_TIMEOUT") {
+        return (StatusCode::GATEWAY_TIMEOUT, None);
     }
     let retry_after = done
         .response
