@@ -514,4 +514,100 @@ mod tests {
         assert_eq!((m.tokens, m.root_fields), (20_008, 1));
     }
 
+
+    /// The same counts from async-graphql's parsed document, walked the
+    /// slow way (every spread followed), for documents small enough.
+    mod parsed {
+        use async_graphql::parser::{
+            parse_query,
+            types::{ExecutableDocument, OperationType, Selection, SelectionSet},
+        };
+
+        #[derive(Debug, Default, PartialEq, Eq)]
+        pub struct Counts {
+            pub aliases: usize,
+            pub root_fields: usize,
+            pub directives: usize,
+            pub depth: usize,
+            pub selections: usize,
+        }
+
+        pub fn counts(text: &str) -> Counts {
+            let doc = parse_query(text).unwrap();
+            let mut largest = Counts::default();
+            for (_, op) in doc.operations.iter() {
+                let mut c = Counts { directives: op.node.directives.len(), ..Counts::default() };
+                c.directives += op.node.variable_definitions.iter().map(|v| v.node.directives.len()).sum::<usize>();
+                let query = op.node.ty == OperationType::Query;
+                c.depth = walk(&doc, &op.node.selection_set.node, 0, query, &mut c);
+                largest.aliases = largest.aliases.max(c.aliases);
+                largest.root_fields = largest.root_fields.max(c.root_fields);
+                largest.directives = largest.directives.max(c.directives);
+                largest.depth = largest.depth.max(c.depth);
+                largest.selections = largest.selections.max(c.selections);
+            }
+            largest
+        }
+
+        /// Counts into `c`; returns the depth below `set`, `above` fields up.
+        fn walk(doc: &ExecutableDocument, set: &SelectionSet, above: usize, root: bool, c: &mut Counts) -> usize {
+            let mut deepest = 0;
+            for selection in &set.items {
+                c.selections += 1;
+                let depth = match &selection.node {
+                    Selection::Field(f) => {
+                        c.aliases += usize::from(f.node.alias.is_some());
+                        c.directives += f.node.directives.len();
+                        let name = f.node.name.node.as_str();
+                        if above == 0 && name != "__typename" {
+                            c.root_fields += 1;
+                        }
+                        let below = walk(doc, &f.node.selection_set.node, above + 1, false, c);
+                        match name {
+                            "__typename" => 0,
+                            "__schema" | "__type" if root && above == 0 => 1,
+                            _ => 1 + below,
+                        }
+                    }
+                    Selection::InlineFragment(i) => {
+                        c.directives += i.node.directives.len();
+                        walk(doc, &i.node.selection_set.node, above, root, c)
+                    }
+                    Selection::FragmentSpread(s) => {
+                        c.directives += s.node.directives.len();
+                        let fragment = &doc.fragments[&s.node.fragment_name.node];
+                        c.directives += fragment.node.directives.len();
+                        walk(doc, &fragment.node.selection_set.node, above, root, c)
+                    }
+                };
+                deepest = deepest.max(depth);
+            }
+            deepest
+        }
+    }
+
+    #[test]
+    fn the_text_is_counted_as_the_parsed_document_would_be() {
+        let documents = [
+            include_str!("../../../tests/fixtures/introspection_query.graphql"),
+            "{ projects(first: 50) { edges { node { name client { name } documents(first: 5) { name sizeBytes uploader { email } } } } } }",
+            "query Q($a: In = { x: [1, { y: \"}\" }] }, $b: [Int!] = [1 2]) @o { a: f(x: $a) @d(i: { k: \"{\" }) { ...F ... on T @i { b: g } } }
+             fragment F on T @fd { h { i: j k } ...G } fragment G on T { ... { l @d } }",
+            "mutation M { a: m(s: \"\"\"{ } \\\"\"\" \"\"\") { x } b: m { ...F } } fragment F on X { y { z } }  # { not a field }",
+            "{ __typename a { __typename b } ... on Query { __schema { types { name fields { name } } } } }",
+            "query A { x { y } } query B { z: w(on: 1) { on } ... on Query { __type(name: \"T\") { ofType { ofType { name } } } } }",
+            "{ a { ...F } } fragment F on T { __schema { types { name } } }",
+        ];
+        for document in documents {
+            let text = all(document);
+            let from_text = parsed::Counts {
+                aliases: text.aliases,
+                root_fields: text.root_fields,
+                directives: text.directives,
+                depth: text.depth,
+                selections: text.selections,
+            };
+            assert_eq!(from_text, parsed::counts(document), "{document}");
+        }
+    }
 }
