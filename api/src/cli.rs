@@ -360,7 +360,8 @@ async fn migrate(action: MigrateAction, settings: &Settings) -> anyhow::Result<(
 }
 
 fn export_schema(output: &std::path::Path, production: bool) -> anyhow::Result<()> {
-    let sdl = build_schema(SchemaOptions { production }).sdl();
+    // The limits do not show in the SDL.
+    let sdl = build_schema(SchemaOptions { production, limits: Default::default() }).sdl();
     if output.as_os_str() == "-" {
         print!("{sdl}");
     } else {

@@ -63,6 +63,10 @@ pub enum ApiError {
     /// The operation nests fields deeper than one request may (see
     /// `graphql::limits`); introspection's own nesting is not counted.
     TooDeep { depth: usize, limit: usize },
+    /// The operation holds more of something than `[limits]` allows.
+    OverLimit { limit: Limit, found: usize, max: usize },
+    /// The operation ran past `limits.operation_timeout_ms` and was ended.
+    Timeout { limit_ms: u64 },
     /// A dependency (database, Redis, storage) cannot be reached.
     Unavailable(&'static str),
     /// The connection to the database broke while the request's change was
@@ -75,6 +79,66 @@ pub type ApiResult<T> = Result<T, ApiError>;
 
 /// What `PERSISTED_QUERY_NOT_FOUND` means, for a person reading the answer.
 pub const PERSISTED_QUERY_NOT_FOUND_DETAIL: &str = "no document is known here under this hash or id: send the query text along with its sha256Hash to register it, or check that the id is in the agency's active trusted-documents manifest";
+/// An operation limit (`[limits]`, `server.max_batch_operations`; see
+/// `graphql::limits`), each refused with a code that names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    Aliases,
+    RootFields,
+    Directives,
+    Tokens,
+    /// Selections once fragments are spread where they are used. Held to
+    /// the cost budget: validating them is work whatever they cost to
+    /// resolve, and the cost itself is only known after validation.
+    Selections,
+    BatchOperations,
+}
+
+impl Limit {
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::Aliases => "QUERY_TOO_MANY_ALIASES",
+            Self::RootFields => "QUERY_TOO_MANY_ROOT_FIELDS",
+            Self::Directives => "QUERY_TOO_MANY_DIRECTIVES",
+            Self::Tokens => "QUERY_TOO_MANY_TOKENS",
+            Self::Selections => "QUERY_TOO_COMPLEX",
+            Self::BatchOperations => "BATCH_TOO_LARGE",
+        }
+    }
+
+    /// The extension that carries what was found (`limit` carries the limit).
+    fn found_key(self) -> &'static str {
+        match self {
+            Self::Aliases => "aliases",
+            Self::RootFields => "rootFields",
+            Self::Directives => "directives",
+            Self::Tokens => "tokens",
+            Self::Selections => "selections",
+            Self::BatchOperations => "operations",
+        }
+    }
+
+    fn message(self, found: usize, max: usize) -> String {
+        match self {
+            Self::Aliases => format!(
+                "the operation has {found} aliased fields (a fragment's counted each time it is spread) and the limit is {max}: ask for the same field under fewer names, or split the operation"
+            ),
+            Self::RootFields => {
+                format!("the operation selects {found} fields at its root and the limit is {max}: split it into several operations")
+            }
+            Self::Directives => format!(
+                "the operation has {found} directives (a fragment's counted each time it is spread) and the limit is {max}: remove repeated ones"
+            ),
+            Self::Tokens => format!(
+                "the document has {found} tokens and the limit is {max}: send a smaller document, and pass values as variables rather than literals"
+            ),
+            Self::Selections => format!(
+                "once its fragments are spread where they are used, the operation holds {found} selections, and one request may hold {max} (its cost budget): spread fragments fewer times"
+            ),
+            Self::BatchOperations => format!("a batch may hold at most {max} operations and this one has {found}; split it"),
+        }
+    }
+}
 
 /// What `Retry-After` says when a dependency is unavailable: outages seen
 /// here end in seconds, and clients back off further on their own.
@@ -109,6 +173,8 @@ impl ApiError {
             Self::QuotaExceeded { .. } => "QUOTA_EXCEEDED",
             Self::TooComplex { .. } => "QUERY_TOO_COMPLEX",
             Self::TooDeep { .. } => "QUERY_TOO_DEEP",
+            Self::OverLimit { limit, .. } => limit.code(),
+            Self::Timeout { .. } => "OPERATION_TIMEOUT",
             Self::Unavailable(_) => "SERVICE_UNAVAILABLE",
             Self::OutcomeUnknown => "OUTCOME_UNKNOWN",
             Self::Internal(_) => "INTERNAL",
@@ -132,6 +198,7 @@ impl ApiError {
             | Self::TenantRequired
             | Self::TooComplex { .. }
             | Self::TooDeep { .. }
+            | Self::OverLimit { .. }
             | Self::CsrfPrevented
             | Self::UnsupportedApiVersion(_) => StatusCode::BAD_REQUEST,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -141,6 +208,9 @@ impl ApiError {
             Self::QuotaExceeded { .. } => StatusCode::INSUFFICIENT_STORAGE,
             Self::Unavailable(_) | Self::OutcomeUnknown => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            // See the README: a server-side failure (5xx), without the
+            // Retry-After of 503, which would invite retrying a heavy operation.
+            Self::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
         }
     }
 
@@ -183,6 +253,10 @@ impl ApiError {
             ),
             Self::TooDeep { depth, limit } => format!(
                 "the operation is nested {depth} levels deep; the limit is {limit}: fetch what lies deeper in another request"
+            ),
+            Self::OverLimit { limit, found, max } => limit.message(*found, *max),
+            Self::Timeout { limit_ms } => format!(
+                "the operation ran for longer than {limit_ms} ms and was ended, and what it changed was rolled back: ask for less (smaller pages, fewer fields), or try again later"
             ),
             Self::Unavailable(what) => format!("{what} is unavailable right now; try again in a few seconds"),
             Self::OutcomeUnknown => "the connection to the database broke while this change was being saved, so it may or may not have been saved: check (for example by reading what it created) before sending it again".into(),
@@ -240,6 +314,15 @@ impl From<ApiError> for async_graphql::Error {
             ApiError::TooDeep { depth, limit } => Some((*depth, *limit)),
             _ => None,
         };
+        let over = match &err {
+            ApiError::OverLimit { limit, found, max } => Some((limit.found_key(), *found, *max)),
+            ApiError::TooComplex { cost, limit, .. } => Some(("cost", *cost, *limit)),
+            _ => None,
+        };
+        let timeout_ms = match &err {
+            ApiError::Timeout { limit_ms } => Some(*limit_ms),
+            _ => None,
+        };
         async_graphql::Error::new(message).extend_with(|_, ext| {
             ext.set("code", code);
             if let Some(id) = error_id {
@@ -260,6 +343,13 @@ impl From<ApiError> for async_graphql::Error {
             }
             if code == "PERSISTED_QUERY_NOT_FOUND" {
                 ext.set("detail", PERSISTED_QUERY_NOT_FOUND_DETAIL);
+            }
+            if let Some((key, found, max)) = over {
+                ext.set(key, found);
+                ext.set("limit", max);
+            }
+            if let Some(ms) = timeout_ms {
+                ext.set("timeoutMs", ms);
             }
         })
     }

@@ -85,6 +85,7 @@ impl Default for Settings {
             },
             rate_limits: RateLimitSettings::default(),
             persisted_queries: PersistedQuerySettings::default(),
+            limits: super::LimitsSettings::default(),
         }
     }
 }

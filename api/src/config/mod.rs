@@ -6,6 +6,7 @@
 use std::{net::IpAddr, path::PathBuf};
 
 mod defaults;
+mod limits;
 mod persisted_queries;
 mod rate_limits;
 mod validate;
@@ -17,11 +18,12 @@ use figment::{
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
+pub use limits::LimitsSettings;
 pub use persisted_queries::PersistedQuerySettings;
 pub use rate_limits::RateLimitSettings;
 
 /// Top-level sections; `AGGIOS_<SECTION>_<KEY>` maps to `<section>.<key>`.
-const SECTIONS: &[&str] = &["server", "database", "redis", "storage", "log", "auth", "rate_limits", "persisted_queries"];
+const SECTIONS: &[&str] = &["server", "database", "redis", "storage", "log", "auth", "limits", "rate_limits", "persisted_queries"];
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -36,6 +38,7 @@ pub struct Settings {
     pub auth: AuthSettings,
     pub rate_limits: RateLimitSettings,
     pub persisted_queries: PersistedQuerySettings,
+    pub limits: LimitsSettings,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]

@@ -1,38 +1,43 @@
-//! What one query may cost and how deep it may nest, decided before anything
-//! runs.
+//! What one operation may hold and cost, decided before any resolver runs
+//! (`[limits]`), each refusal with a code that names the limit, the value
+//! found (`extensions`) and the limit.
 //!
-//! async-graphql computes each query's complexity while validating it. Here
-//! a list multiplies what it selects by its page size, and a download link
+//! [`OperationLimits`] reads the document's text before async-graphql
+//! parses it (see `shape`): tokens, aliases, root fields, directives, depth
+//! and fragments. On the text rather than the parsed document, for two
+//! reasons: a document of a million tokens is refused without building its
+//! tree, and async-graphql's own first walk of the tree (inside its parse
+//! step, before any extension sees the document) follows every fragment
+//! spread anew, so a small document of fragments spreading fragments would
+//! take minutes before a check on the tree could run. The text check is
+//! linear and takes microseconds for documents within the limits, so it
+//! runs on every request: an extension that answers `parse_query` itself
+//! (a document cache) must be registered after this one, so that a cached
+//! document's text still passes through it.
+//!
+//! The cost is async-graphql's complexity, computed while it validates
+//! ([`CostLimit`]): a field costs 1, a list multiplies what it selects by
+//! its page size (`first`, `last`, or the default page), and a download link
 //! costs `LINK_COST` (signing one is real work, and a link is a grant), so
 //! the budget bounds how many links one request can issue: a page of 100
-//! documents with a link each fits, 100 documents with 300 links each do
-//! not. The extension refuses a query over `MAX_COMPLEXITY` with
-//! `QUERY_TOO_COMPLEX` and the cost it found; the library's own refusal
-//! would carry neither.
-//!
-//! Depth is ours too (`DepthLimit`), counted as async-graphql's
-//! `limit_depth` counted it (each field one level, `__typename` none,
-//! fragments inlined where they are spread) except that what is selected
-//! under the root introspection fields `__schema` and `__type` does not
-//! count: the standard introspection query (GraphiQL, graphql-codegen)
-//! nests `ofType` nine levels and must work wherever introspection is on.
-//! Production turns introspection off altogether.
+//! documents with a link each fits, 100 documents with 15 links each do not.
+//! It depends on the variables (`first: $n`), so it is checked on every
+//! request, never cached with the document.
 
-use std::{collections::HashMap, sync::Arc};
+use std::sync::Arc;
 
 use async_graphql::{
-    Pos, ServerError, ServerResult, ValidationResult, Variables,
+    ServerError, ServerResult, ValidationResult, Variables,
     extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextValidation},
-    parser::types::{ExecutableDocument, OperationType, Selection, SelectionSet},
+    parser::types::ExecutableDocument,
 };
 
-use crate::{error::ApiError, store::page};
-
-/// The budget of one query.
-pub const MAX_COMPLEXITY: usize = 3_000;
-
-/// How many levels of fields one operation may nest.
-pub const MAX_DEPTH: usize = 12;
+use super::{request_errors::VALIDATION_FAILED, shape};
+use crate::{
+    config::LimitsSettings,
+    error::{ApiError, Limit},
+    store::page,
+};
 
 /// What signing one download link costs.
 pub const LINK_COST: usize = 10;
@@ -49,38 +54,61 @@ pub fn connection_cost(first: Option<i32>, last: Option<i32>, child_complexity: 
     list_cost(first.or(last).unwrap_or(default), child_complexity)
 }
 
-pub struct CostLimit;
+/// A refusal as a request error: the code, the message, what was found and
+/// the limit, and no location (the limit is the document's, not a line's).
+fn refusal(err: ApiError) -> ServerError {
+    let err: async_graphql::Error = err.into();
+    let mut refused = ServerError::new(err.message, None);
+    refused.extensions = err.extensions;
+    refused
+}
 
-impl ExtensionFactory for CostLimit {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(CostLimit)
+/// Checks a document's text against `limits`, before it is parsed: the
+/// first limit it breaks, in this order (the most specific first, so that
+/// five thousand aliases are refused as aliases, not as tokens).
+pub fn check(query: &str, limits: &LimitsSettings) -> Result<(), ServerError> {
+    let found = shape::measure(query, limits.max_tokens);
+    if let Some(cycle) = found.cycle.as_ref().filter(|_| !found.over_budget) {
+        let mut err = ServerError::new(
+            format!(
+                "the fragment `{}` spreads itself ({}): fragments must not form cycles",
+                cycle[0],
+                cycle.join(" → ")
+            ),
+            None,
+        );
+        err.extensions.get_or_insert_with(Default::default).set("code", VALIDATION_FAILED);
+        return Err(err);
+    }
+    let over = |limit: Limit, found: usize, max: usize| (found > max).then_some(ApiError::OverLimit { limit, found, max });
+    let refused = over(Limit::Aliases, found.aliases, limits.max_aliases)
+        .or_else(|| over(Limit::RootFields, found.root_fields, limits.max_root_fields))
+        .or_else(|| over(Limit::Directives, found.directives, limits.max_directives))
+        .or_else(|| over(Limit::Tokens, found.tokens, limits.max_tokens))
+        .or_else(|| (found.depth > limits.max_depth).then_some(ApiError::TooDeep { depth: found.depth, limit: limits.max_depth }))
+        .or_else(|| over(Limit::Selections, found.selections, limits.max_cost));
+    refused.map_or(Ok(()), |err| Err(refusal(err)))
+}
+
+/// The limits of `[limits]` checked on a document's text (see the module).
+pub struct OperationLimits(Arc<TextLimits>);
+
+impl OperationLimits {
+    pub fn new(limits: LimitsSettings) -> Self {
+        Self(Arc::new(TextLimits(limits)))
     }
 }
+
+impl ExtensionFactory for OperationLimits {
+    fn create(&self) -> Arc<dyn Extension> {
+        self.0.clone()
+    }
+}
+
+struct TextLimits(LimitsSettings);
 
 #[async_trait::async_trait]
-impl Extension for CostLimit {
-    async fn validation(&self, ctx: &ExtensionContext<'_>, next: NextValidation<'_>) -> Result<ValidationResult, Vec<ServerError>> {
-        let result = next.run(ctx).await?;
-        if result.complexity > MAX_COMPLEXITY {
-            let err: async_graphql::Error = ApiError::TooComplex { cost: result.complexity, limit: MAX_COMPLEXITY, link_cost: LINK_COST }.into();
-            return Err(vec![err.into_server_error(Pos::default())]);
-        }
-        Ok(result)
-    }
-}
-
-/// Refuses, right after parsing, a document with an operation nested deeper
-/// than `MAX_DEPTH` with `QUERY_TOO_DEEP`, the depth found and the limit.
-pub struct DepthLimit;
-
-impl ExtensionFactory for DepthLimit {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(DepthLimit)
-    }
-}
-
-#[async_trait::async_trait]
-impl Extension for DepthLimit {
+impl Extension for TextLimits {
     async fn parse_query(
         &self,
         ctx: &ExtensionContext<'_>,
@@ -88,70 +116,32 @@ impl Extension for DepthLimit {
         variables: &Variables,
         next: NextParseQuery<'_>,
     ) -> ServerResult<ExecutableDocument> {
-        let doc = next.run(ctx, query, variables).await?;
-        let depth = depth(&doc);
-        if depth > MAX_DEPTH {
-            let err: async_graphql::Error = ApiError::TooDeep { depth, limit: MAX_DEPTH }.into();
-            return Err(err.into_server_error(Pos::default()));
-        }
-        Ok(doc)
+        check(query, &self.0)?;
+        next.run(ctx, query, variables).await
     }
 }
 
-/// The depth of the document's deepest operation: like async-graphql's
-/// every operation counts, whichever one the request names.
-pub fn depth(doc: &ExecutableDocument) -> usize {
-    let mut walk = DepthWalk { doc, memo: HashMap::new(), spreading: Vec::new() };
-    doc.operations
-        .iter()
-        .map(|(_, op)| walk.selection_set(&op.node.selection_set.node, op.node.ty == OperationType::Query))
-        .max()
-        .unwrap_or(0)
+/// Refuses an operation that costs more than `limits.max_cost` with
+/// `QUERY_TOO_COMPLEX`, the cost and the limit; the library's own refusal
+/// would carry neither.
+#[derive(Debug, Clone, Copy)]
+pub struct CostLimit {
+    pub max_cost: usize,
 }
 
-struct DepthWalk<'a> {
-    doc: &'a ExecutableDocument,
-    /// A fragment's depth, by name and whether it is spread at the root of
-    /// a query (where introspection fields are).
-    memo: HashMap<(&'a str, bool), usize>,
-    /// The fragments being spread, outermost first: a cycle stops here
-    /// (validation refuses it afterwards).
-    spreading: Vec<&'a str>,
-}
-
-impl<'a> DepthWalk<'a> {
-    /// How many levels of fields `set` nests; `root`: it is the selection of
-    /// a query's root type.
-    fn selection_set(&mut self, set: &'a SelectionSet, root: bool) -> usize {
-        let mut deepest = 0;
-        for selection in &set.items {
-            let depth = match &selection.node {
-                Selection::Field(field) => match field.node.name.node.as_str() {
-                    "__typename" => 0,
-                    "__schema" | "__type" if root => 1,
-                    _ => 1 + self.selection_set(&field.node.selection_set.node, false),
-                },
-                Selection::InlineFragment(inline) => self.selection_set(&inline.node.selection_set.node, root),
-                Selection::FragmentSpread(spread) => self.fragment(spread.node.fragment_name.node.as_str(), root),
-            };
-            deepest = deepest.max(depth);
-        }
-        deepest
+impl ExtensionFactory for CostLimit {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(*self)
     }
+}
 
-    fn fragment(&mut self, name: &'a str, root: bool) -> usize {
-        if let Some(depth) = self.memo.get(&(name, root)) {
-            return *depth;
+#[async_trait::async_trait]
+impl Extension for CostLimit {
+    async fn validation(&self, ctx: &ExtensionContext<'_>, next: NextValidation<'_>) -> Result<ValidationResult, Vec<ServerError>> {
+        let result = next.run(ctx).await?;
+        if result.complexity > self.max_cost {
+            return Err(vec![refusal(ApiError::TooComplex { cost: result.complexity, limit: self.max_cost, link_cost: LINK_COST })]);
         }
-        // An unknown fragment is validation's to refuse.
-        let Some(fragment) = self.doc.fragments.get(name) else { return 0 };
-        if self.spreading.contains(&name) {
-            return 0;
-        }
-        self.spreading.push(name);
-        let depth = self.selection_set(&fragment.node.selection_set.node, root);
-        self.spreading.pop();
-        self.memo.insert((name, root), depth);
-        depth
+        Ok(result)
     }
 }

@@ -12,6 +12,7 @@ mod query;
 mod rate_limit;
 pub mod request_errors;
 mod schema;
+pub mod shape;
 pub mod types;
 
 pub use schema::{AppSchema, SchemaOptions, build_schema, serving_schema};

@@ -4,9 +4,11 @@ use std::sync::Arc;
 
 use async_graphql::{EmptySubscription, Schema, SchemaBuilder};
 
+use crate::config::LimitsSettings;
+
 use super::{
     document_cache::{DocumentCache, DocumentCacheExtension},
-    limits::{CostLimit, DepthLimit},
+    limits::{CostLimit, OperationLimits},
     mutation::Mutation,
     query::Query,
     rate_limit::RateLimit,
@@ -15,10 +17,11 @@ use super::{
 
 pub type AppSchema = Schema<Query, Mutation, EmptySubscription>;
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct SchemaOptions {
     /// Introspection and field suggestions are for development only.
     pub production: bool,
+    pub limits: LimitsSettings,
 }
 
 pub fn build_schema(options: SchemaOptions) -> AppSchema {
@@ -37,14 +40,16 @@ fn builder(options: SchemaOptions) -> SchemaBuilder<Query, Mutation, EmptySubscr
     let mut builder = Schema::build(Query::default(), Mutation::default(), EmptySubscription)
         .extension(RequestErrors)
         // Outside every other check: it charges an operation only once
-        // those inside it (depth, cost) have let it through.
+        // those inside it (limits, cost) have let it through.
         .extension(RateLimit)
-        // Not `limit_depth`: it counts introspection's own nesting, and
-        // refuses the standard introspection query (see `limits`).
-        .extension(DepthLimit)
-        .extension(CostLimit)
-        .limit_recursive_depth(32)
-        .limit_directives(16);
+        // Before any extension that may answer `parse_query` without the
+        // parser (the document cache, innermost): every document's text
+        // passes here. Depth and directives are counted here too: the
+        // library's `limit_depth` counts introspection's own nesting, and its
+        // `limit_directives` counts per field, refusing with no code.
+        .extension(OperationLimits::new(options.limits.clone()))
+        .extension(CostLimit { max_cost: options.limits.max_cost })
+        .limit_recursive_depth(32);
     if options.production {
         builder = builder.disable_introspection().disable_suggestions();
     }

@@ -7,7 +7,6 @@ use std::sync::Arc;
 
 use async_graphql::{BatchRequest, Pos, Value, parser::types::OperationType};
 
-use crate::graphql::document_cache::{self, DocumentCache};
 use poem::{
     Body, Request, Response, handler,
     http::{HeaderValue, Method, StatusCode, header},
@@ -101,7 +100,7 @@ async fn run(schema: &AppSchema, state: &AppState, ctx: Arc<RequestContext>, op:
         Ok(resolved) => resolved,
         Err(e) => return Err(pipeline::abandon(&ctx, state, e).await),
     };
-    let query = is_query(schema, &op);
+    let query = is_query(&op, state.settings.limits.max_tokens);
     if get && !query {
         let refused = ApiError::MethodNotAllowed("only queries may be sent with GET; send mutations with POST");
         return Err(pipeline::abandon(&ctx, state, refused).await);
@@ -110,7 +109,10 @@ async fn run(schema: &AppSchema, state: &AppState, ctx: Arc<RequestContext>, op:
     if !query && let Err(e) = ctx.begin_writing().await {
         return Err(pipeline::abandon(&ctx, state, e).await);
     }
-    let mut response = schema.execute(crate::graphql::prepare(op, ctx.clone(), state.clone())).await;
+    let execution = schema.execute(crate::graphql::prepare(op, ctx.clone(), state.clone()));
+    let Ok(mut response) = tokio::time::timeout(state.settings.limits.operation_timeout(), execution).await else {
+        return Ok(timed_out(ctx, state));
+    };
     let commit = response.errors.is_empty();
     let mut committed = commit;
     if let Err(e) = pipeline::end(&ctx, state, commit).await {
@@ -121,6 +123,25 @@ async fn run(schema: &AppSchema, state: &AppState, ctx: Arc<RequestContext>, op:
     documents::settle(state, registration, &response).await;
     let statements = ctx.db().ok().map(|db| db.statement_count());
     Ok(Done { response, committed, statements })
+}
+
+/// The operation ran past `limits.operation_timeout_ms`, and its execution
+/// was dropped where it stood (its dataloaders' loads with it: see
+/// `Loaders`). Its transaction is rolled back without holding the answer:
+/// a statement it left running must end first (on PostgreSQL within
+/// `lock_timeout` or `statement_timeout`), and nothing of it can commit
+/// meanwhile, since only the answer path sends COMMIT.
+fn timed_out(ctx: Arc<RequestContext>, state: &AppState) -> Done {
+    let limit_ms = state.settings.limits.operation_timeout_ms;
+    tracing::warn!(limit_ms, "an operation ran out of time and was ended");
+    let statements = ctx.db().ok().map(|db| db.statement_count());
+    let state = state.clone();
+    tokio::spawn(async move {
+        if let Err(e) = pipeline::end(&ctx, &state, false).await {
+            tracing::warn!(error = ?e, "rolling back an operation that ran out of time");
+        }
+    });
+    Done { statements, ..Done::failed(ApiError::Timeout { limit_ms }) }
 }
 
 fn code(err: &async_graphql::ServerError) -> Option<String> {
@@ -141,6 +162,7 @@ fn is_request_error(resp: &async_graphql::Response) -> bool {
 /// - an operation that failed because a dependency is unavailable, and so
 ///   changed nothing, is `503` with `Retry-After` (body unchanged), so that
 ///   clients and proxies retry it instead of reading a permanent failure;
+/// - an operation ended by its timeout is `504`, without `Retry-After`;
 /// - `RATE_LIMITED` carries `Retry-After` (the longest asked), and a request
 ///   error with it (a rate limit refused the operation) is `429` whatever
 ///   the media type;
@@ -151,6 +173,9 @@ fn status_of(done: &Done, media: Media) -> (StatusCode, Option<u64>) {
     let codes: Vec<String> = done.response.errors.iter().filter_map(code).collect();
     if !done.committed && codes.iter().any(|c| c == "SERVICE_UNAVAILABLE" || c == "OUTCOME_UNKNOWN") {
         return (StatusCode::SERVICE_UNAVAILABLE, Some(crate::error::UNAVAILABLE_RETRY_AFTER));
+    }
+    if codes.iter().any(|c| c == "OPERATION_TIMEOUT") {
+        return (StatusCode::GATEWAY_TIMEOUT, None);
     }
     let retry_after = done
         .response
@@ -209,14 +234,11 @@ fn answer_batch(done: &[Done]) -> Response {
     with_retry_after(response::json(Media::Json, StatusCode::OK, body), retry_after)
 }
 
-/// Whether the operation the request would run is a query (read from the
-/// schema's cached document when it has one). A document that does not
-/// parse counts as one: execution answers with the syntax error.
-fn is_query(schema: &AppSchema, req: &async_graphql::Request) -> bool {
-    let operation = req.operation_name.as_deref();
-    let ty = match schema.data::<Arc<DocumentCache>>() {
-        Some(cache) => cache.operation_type(&req.query, operation),
-        None => document_cache::operation_type(&req.query, operation),
-    };
-    ty.is_none_or(|ty| ty == OperationType::Query)
+/// Whether the operation the request would run is a query, read from the
+/// text's top level without parsing it (a document of a million tokens
+/// costs no parse here). One that names no operation within `max_tokens`
+/// tokens counts as a query: execution refuses it before anything runs.
+fn is_query(req: &async_graphql::Request, max_tokens: usize) -> bool {
+    crate::graphql::shape::operation_type(&req.query, req.operation_name.as_deref(), max_tokens)
+        .is_none_or(|ty| ty == OperationType::Query)
 }

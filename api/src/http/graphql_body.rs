@@ -14,7 +14,7 @@ use tokio::io::AsyncReadExt as _;
 
 use crate::{
     auth::{Principal, Scope},
-    error::ApiError,
+    error::{ApiError, Limit},
     request::RequestContext,
     state::AppState,
 };
@@ -114,10 +114,9 @@ async fn read_any(req: &Request, body: Body, state: &AppState, ctx: &RequestCont
         BatchRequest::Batch(ops) if ops.is_empty() => {
             Err(ApiError::BadUserInput { field: "request", message: "the batch is empty: send at least one operation".into() })
         }
-        BatchRequest::Batch(ops) if ops.len() > limit => Err(ApiError::BadUserInput {
-            field: "request",
-            message: format!("a batch may hold at most {limit} operations and this one has {}; split it", ops.len()),
-        }),
+        BatchRequest::Batch(ops) if ops.len() > limit => {
+            Err(ApiError::OverLimit { limit: Limit::BatchOperations, found: ops.len(), max: limit })
+        }
         _ => Ok(batch),
     }
 }

@@ -46,7 +46,8 @@ pub fn routes(state: AppState) -> impl Endpoint<Output = poem::Response> {
     let security = Arc::new(security_headers::SecurityHeaders::new(state.settings.server.hsts_max_age_secs));
     let pq = &state.settings.persisted_queries;
     let documents = Arc::new(DocumentCache::new(pq.document_cache_bytes, pq.max_document_bytes));
-    let schema = serving_schema(SchemaOptions { production: state.settings.is_production() }, documents);
+    let options = SchemaOptions { production: state.settings.is_production(), limits: state.settings.limits.clone() };
+    let schema = serving_schema(options, documents);
     Route::new()
         .at("/graphql", get(graphql::graphql).post(graphql::graphql).around(rate_limit::with_headers))
         .at("/playground", get(playground::index))

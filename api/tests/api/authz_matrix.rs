@@ -200,7 +200,7 @@ fn root_fields(sdl: &str, name: &str) -> BTreeSet<String> {
 
 #[test]
 fn every_root_field_of_the_schema_has_a_rule() {
-    let sdl = build_schema(SchemaOptions { production: false }).sdl();
+    let sdl = build_schema(SchemaOptions { production: false, limits: Default::default() }).sdl();
     let mut schema_fields = root_fields(&sdl, "Query");
     schema_fields.extend(root_fields(&sdl, "Mutation"));
     let ruled: BTreeSet<String> = rules().iter().map(|r| r.field.to_owned()).collect();

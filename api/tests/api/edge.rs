@@ -337,7 +337,8 @@ async fn a_batch_over_max_batch_operations_is_400_naming_the_limit() {
     let app = TestApp::builder(Backend::Sqlite).with_settings(|s| s.server.max_batch_operations = 2).build().await;
     let op = json!({ "query": "{ __typename }" });
     let a = post_json(&app, API_HOST, &[], &json!([op, op, op])).await;
-    assert_eq!((a.status, a.code()), (400, Some("BAD_USER_INPUT")), "{:?}", a.body);
+    assert_eq!((a.status, a.code()), (400, Some("BATCH_TOO_LARGE")), "{:?}", a.body);
+    assert_eq!((&a.body["errors"][0]["extensions"]["operations"], &a.body["errors"][0]["extensions"]["limit"]), (&json!(3), &json!(2)));
     let message = a.body["errors"][0]["message"].as_str().unwrap_or_default();
     assert!(message.contains("at most 2"), "{message}");
     // At the limit, it runs.

@@ -5,6 +5,7 @@
 //! the embedded SQLite default.
 
 mod abuse_files;
+mod abuse_operations;
 mod authz_matrix;
 mod byte_counts;
 mod cli;

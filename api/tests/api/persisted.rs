@@ -137,7 +137,7 @@ async fn two_replicas_sharing_redis_see_each_others_registrations() {
 /// The schema a server runs, on a cache of its own, executed directly.
 fn schema() -> (aggios::graphql::AppSchema, Arc<DocumentCache>) {
     let cache = Arc::new(DocumentCache::new(1 << 20, 64 << 10));
-    (serving_schema(SchemaOptions { production: false }, cache.clone()), cache)
+    (serving_schema(SchemaOptions { production: false, limits: aggios::config::LimitsSettings::default() }, cache.clone()), cache)
 }
 
 #[tokio::test]

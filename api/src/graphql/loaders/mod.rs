@@ -91,6 +91,32 @@ pub struct Loaders {
     pub projects_of_client: DataLoader<ProjectsOfClient>,
     pub documents_of_project: DataLoader<DocumentsOfProject>,
     pub versions_of_document: DataLoader<VersionsOfDocument>,
+    _loads: Arc<Loads>,
+}
+
+/// The loads the dataloaders spawned, aborted when the request's loaders
+/// are dropped: an execution dropped mid-way (its timeout) leaves no load
+/// running on its transaction, nor beginning a new one after it ended.
+/// Once an execution has finished, its loads have too.
+#[derive(Default)]
+struct Loads(std::sync::Mutex<Vec<tokio::task::AbortHandle>>);
+
+impl Loads {
+    fn spawn(&self, load: futures::future::BoxFuture<'static, ()>) {
+        let handle = tokio::spawn(load).abort_handle();
+        let mut running = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        running.retain(|h| !h.is_finished());
+        running.push(handle);
+    }
+}
+
+impl Drop for Loads {
+    fn drop(&mut self) {
+        let running = self.0.get_mut().unwrap_or_else(std::sync::PoisonError::into_inner);
+        for load in running.drain(..) {
+            load.abort();
+        }
+    }
 }
 
 impl std::fmt::Debug for Loaders {
@@ -101,13 +127,19 @@ impl std::fmt::Debug for Loaders {
 
 impl Loaders {
     pub fn new(db: Arc<TenantDb>) -> Self {
+        let loads = Arc::new(Loads::default());
+        let spawn = || {
+            let loads = loads.clone();
+            move |load| loads.spawn(load)
+        };
         Self {
-            users: DataLoader::new(UserLoader(db.clone()), tokio::spawn),
-            clients: DataLoader::new(ClientLoader(db.clone()), tokio::spawn),
-            projects: DataLoader::new(ProjectLoader(db.clone()), tokio::spawn),
-            projects_of_client: DataLoader::new(ProjectsOfClient(db.clone()), tokio::spawn),
-            documents_of_project: DataLoader::new(DocumentsOfProject(db.clone()), tokio::spawn),
-            versions_of_document: DataLoader::new(VersionsOfDocument(db), tokio::spawn),
+            users: DataLoader::new(UserLoader(db.clone()), spawn()),
+            clients: DataLoader::new(ClientLoader(db.clone()), spawn()),
+            projects: DataLoader::new(ProjectLoader(db.clone()), spawn()),
+            projects_of_client: DataLoader::new(ProjectsOfClient(db.clone()), spawn()),
+            documents_of_project: DataLoader::new(DocumentsOfProject(db.clone()), spawn()),
+            versions_of_document: DataLoader::new(VersionsOfDocument(db), spawn()),
+            _loads: loads,
         }
     }
 }
