@@ -36,7 +36,10 @@ impl Application {
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send) -> std::io::Result<()> {
         let limits = http::server::Limits::from_settings(&self.state.settings.server);
         let db = self.state.db.clone();
-        let result = http::server::serve(self.listener, http::routes(self.state), limits, shutdown).await;
+        // Boxed: the middleware stack's type nests too deep for rustc to lay
+        // out the connection future in a release build.
+        let routes = poem::EndpointExt::boxed(http::routes(self.state));
+        let result = http::server::serve(self.listener, routes, limits, shutdown).await;
         // A statement cut by the shutdown may hold its connection a while;
         // the process does not wait on it.
         if tokio::time::timeout(Duration::from_secs(2), db.close()).await.is_err() {
