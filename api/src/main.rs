@@ -1,6 +1,10 @@
 //! The `aggios` binary: parse the command line, load settings, start logging,
 //! hand over to the library.
 
+// The release build computes the layout of the whole connection future (every
+// middleware around every route) in one query chain, deeper than the default.
+#![recursion_limit = "256"]
+
 use std::process::ExitCode;
 
 use aggios::{
