@@ -38,17 +38,32 @@ async fn serve(req: &Request, state: &AppState, schema: &AppSchema, body: Body, 
     if req.method() == Method::POST {
         graphql_body::body_kind(req)?;
     }
-    let ctx = pipeline::begin(req, state).await?;
+    let ctx = Arc::new(pipeline::begin(req, state).await?);
+    let answered = operations(req, state, schema, body, media, &ctx).await;
+    // The request's own rate-limit charge, if no operation carried it.
+    super::rate_limit::settle(&ctx, state).await;
+    answered
+}
+
+/// The request's operations, read, run and answered.
+async fn operations(
+    req: &Request,
+    state: &AppState,
+    schema: &AppSchema,
+    body: Body,
+    media: Media,
+    ctx: &Arc<RequestContext>,
+) -> Result<Response, ApiError> {
     // The body is read only now: an unknown agency never gets to spool a
     // large upload.
-    let batch = match graphql_body::read(req, body, state, &ctx).await {
+    let batch = match graphql_body::read(req, body, state, ctx).await {
         Ok(batch) => batch,
-        Err(e) => return Err(pipeline::abandon(&ctx, state, e).await),
+        Err(e) => return Err(pipeline::abandon(ctx, state, e).await),
     };
     let get = req.method() == Method::GET;
     let mut resp = match batch {
         BatchRequest::Single(op) => {
-            let done = run(schema, state, Arc::new(ctx), op, get).await?;
+            let done = run(schema, state, ctx.clone(), op, get).await?;
             let mut resp = answer(&done, media);
             // Development only: how many SQL statements the request ran
             // (tests use it to prove batching; production hides it).
@@ -62,7 +77,7 @@ async fn serve(req: &Request, state: &AppState, schema: &AppSchema, body: Body, 
         BatchRequest::Batch(ops) => {
             // One transaction per operation, as if each had come alone:
             // one failing rolls back only itself.
-            let first = Arc::new(ctx);
+            let first = ctx.clone();
             let mut done = Vec::with_capacity(ops.len());
             for (i, op) in ops.into_iter().enumerate() {
                 let ctx = if i == 0 { first.clone() } else { Arc::new(pipeline::sibling(&first, state)) };

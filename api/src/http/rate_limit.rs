@@ -38,13 +38,25 @@ pub async fn with_headers<E: Endpoint>(next: E, mut req: Request) -> Result<Resp
 }
 
 /// The pipeline step: the request's budgets (by address, user, key, agency)
-/// are charged one request, or it is refused with `429 RATE_LIMITED`.
+/// are charged one request, or it is refused with `429 RATE_LIMITED`. An
+/// upload is charged now, before its files stream; any other request's
+/// charge travels with its first operation's, one round trip for both (its
+/// body is at most 1 MiB), and `settle` makes it if no operation did.
 pub async fn admit(req: &Request, ctx: &RequestContext, state: &AppState) -> Result<(), ApiError> {
-    if let Some(report) = req.extensions().get::<RateReport>() {
-        let report = report.clone();
-        ctx.extension_or_insert_with(|| report);
+    let Some(report) = req.extensions().get::<RateReport>().cloned() else {
+        return state.rate_limits.check(ctx, Stage::Request).await;
+    };
+    ctx.extension_or_insert_with(|| report.clone());
+    if req.method() == poem::http::Method::POST && matches!(super::graphql_body::body_kind(req), Ok(super::graphql_body::BodyKind::Multipart)) {
+        return state.rate_limits.check(ctx, Stage::Request).await;
     }
-    state.rate_limits.check(ctx, Stage::Request).await
+    report.defer_request();
+    Ok(())
+}
+
+/// The request's own charge, if no operation made it.
+pub async fn settle(ctx: &RequestContext, state: &AppState) {
+    state.rate_limits.settle_request(ctx).await;
 }
 
 /// Another operation of the same request (a batch) reports into its answer.

@@ -8,9 +8,11 @@
 //! replica checks the same budgets in its own memory: limits keep holding,
 //! per replica, and no request waits on Redis or goes unlimited.
 //!
-//! Callers: the HTTP step (`http::rate_limit`) charges the request before
-//! its body is read; the GraphQL extension (`graphql::rate_limit`) charges
-//! each operation once it is validated. Each records where the request
+//! Callers: the HTTP step (`http::rate_limit`) charges an upload's request
+//! before its body is read, and defers any other request's charge to its
+//! first operation, so that one round trip carries both; the GraphQL
+//! extension (`graphql::rate_limit`) charges each operation once it is
+//! validated; a request no operation charged is charged once answered. Each records where the request
 //! stands in its [`RateReport`] for the RateLimit header fields.
 
 mod budgets;
@@ -56,7 +58,10 @@ impl RateLimits {
         if !self.settings.enabled {
             return Ok(());
         }
-        let charges = budgets::charges(&self.settings, ctx, stage);
+        let mut charges = budgets::charges(&self.settings, ctx, stage);
+        if !matches!(stage, Stage::Request) && ctx.extension::<RateReport>().is_some_and(|r| r.take_request_pending()) {
+            charges.extend(budgets::charges(&self.settings, ctx, Stage::Request));
+        }
         if charges.is_empty() {
             return Ok(());
         }
@@ -88,6 +93,15 @@ impl RateLimits {
                 window_secs: s.budget.window_secs,
                 retry_after: s.reset_secs,
             }),
+        }
+    }
+
+    /// Charges the request's own budgets if no operation carried them (it
+    /// was refused, or failed, before one was checked). The answer is
+    /// already decided: a refusal here counts against the next request.
+    pub async fn settle_request(&self, ctx: &RequestContext) {
+        if ctx.extension::<RateReport>().is_some_and(|r| r.take_request_pending()) {
+            let _ = self.check(ctx, Stage::Request).await;
         }
     }
 

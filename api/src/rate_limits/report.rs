@@ -1,9 +1,12 @@
 //! Where a request stands with its budgets, gathered from every check it
 //! passed through (the HTTP step, each operation) for the answer's
-//! RateLimit header fields. One report per HTTP request, shared by the
-//! operations of a batch.
+//! RateLimit header fields, and whether its own charge is still to be made.
+//! One report per HTTP request, shared by the operations of a batch.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{
+    Arc, Mutex, PoisonError,
+    atomic::{AtomicBool, Ordering},
+};
 
 use super::budgets::Budget;
 
@@ -39,13 +42,32 @@ impl Standing {
 
 /// Cheap to clone: clones share one report.
 #[derive(Debug, Clone, Default)]
-pub struct RateReport(Arc<Mutex<Vec<Standing>>>);
+pub struct RateReport(Arc<Inner>);
+
+#[derive(Debug, Default)]
+struct Inner {
+    standings: Mutex<Vec<Standing>>,
+    /// The request's own charge (its request budgets) waits to travel with
+    /// its first operation's, in the same round trip.
+    request_pending: AtomicBool,
+}
 
 impl RateReport {
+    /// The request's charge is to be made with its first operation's (or,
+    /// if no operation gets that far, once it is answered).
+    pub fn defer_request(&self) {
+        self.0.request_pending.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether the request's charge was still to be made; it is not any more.
+    pub fn take_request_pending(&self) -> bool {
+        self.0.request_pending.swap(false, Ordering::Relaxed)
+    }
+
     /// Records what a check found; a budget seen again (a batch) keeps its
     /// latest standing.
     pub fn record(&self, seen: impl IntoIterator<Item = Standing>) {
-        let mut all = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut all = self.0.standings.lock().unwrap_or_else(PoisonError::into_inner);
         for s in seen {
             match all.iter_mut().find(|old| old.budget.name == s.budget.name) {
                 Some(old) => *old = s,
@@ -56,12 +78,12 @@ impl RateReport {
 
     /// Every budget the request was checked against, in the order first met.
     pub fn policies(&self) -> Vec<Budget> {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner).iter().map(|s| s.budget).collect()
+        self.0.standings.lock().unwrap_or_else(PoisonError::into_inner).iter().map(|s| s.budget).collect()
     }
 
     /// The budget closest to refusing (or that refused), with its standing.
     pub fn tightest(&self) -> Option<Standing> {
-        let all = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let all = self.0.standings.lock().unwrap_or_else(PoisonError::into_inner);
         all.iter().copied().reduce(|best, s| if s.tighter(&best) { s } else { best })
     }
 }
