@@ -1,6 +1,10 @@
 //! The `aggios` binary: parse the command line, load settings, start logging,
 //! hand over to the library.
 
+// The layout of the connection's future (every middleware's around the
+// routes) nests past rustc's default depth of 128 in release builds.
+#![recursion_limit = "256"]
+
 use std::process::ExitCode;
 
 use aggios::{
