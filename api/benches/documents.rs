@@ -32,7 +32,7 @@ fn main() -> anyhow::Result<()> {
         let mut row = Vec::new();
         for bytes in [0, 16 << 20] {
             let cache = Arc::new(DocumentCache::new(bytes, 64 << 10));
-            let schema = serving_schema(SchemaOptions { production: true }, cache.clone());
+            let schema = serving_schema(SchemaOptions { production: true, limits: aggios::config::LimitsSettings::default() }, cache.clone());
             let execute = per_op_us(|| {
                 let resp = rt.block_on(schema.execute(query));
                 assert!(resp.errors.iter().all(|e| !e.message.contains("syntax")), "{:?}", resp.errors);
