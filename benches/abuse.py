@@ -76,6 +76,15 @@ class Client:
         return resp.status, json.loads(payload), took
 
 
+def sign_up(port):
+    """A new agency `bench` on the API host: its owner's access token."""
+    body = json.dumps({
+        "query": "mutation($i: SignUpInput!) { signUp(input: $i) { accessToken } }",
+        "variables": {"i": {"agencyName": "Bench", "subdomain": "bench", "email": "owner@bench.com",
+                            "password": "tundra velvet orbit 42", "firstName": "Olga", "lastName": "Owner"}}}).encode()
+    return Client(port).post(body, host="localhost")[1]["data"]["signUp"]["accessToken"]
+
+
 def code_of(answer):
     if isinstance(answer, list):
         answer = answer[0]
@@ -212,12 +221,7 @@ def main():
     with tempfile.TemporaryDirectory() as data:
         server, port = start(binary, data)
         try:
-            signup = Client(port).post(json.dumps({
-                "query": "mutation($i: SignUpInput!) { signUp(input: $i) { accessToken } }",
-                "variables": {"i": {"agencyName": "Bench", "subdomain": "bench", "email": "owner@bench.com",
-                                    "password": "tundra velvet orbit 42", "firstName": "Olga", "lastName": "Owner"}}}).encode(),
-                host="localhost")[1]
-            token = signup["data"]["signUp"]["accessToken"]
+            token = sign_up(port)
             Client(port, token).post(json.dumps({"query": 'mutation { createClient(input: { name: "Acme" }) { id } }'}).encode())
             time.sleep(1)
             typename_cpu = None
@@ -233,11 +237,7 @@ def main():
         raised = {"AGGIOS_LIMITS_MAX_TOKENS": "2000000", "AGGIOS_LIMITS_MAX_COST": "2000000"}
         server, port = start(binary, data, raised)
         try:
-            token = Client(port).post(json.dumps({
-                "query": "mutation($i: SignUpInput!) { signUp(input: $i) { accessToken } }",
-                "variables": {"i": {"agencyName": "Bench", "subdomain": "bench", "email": "owner@bench.com",
-                                    "password": "tundra velvet orbit 42", "firstName": "Olga", "lastName": "Owner"}}}).encode(),
-                host="localhost")[1]["data"]["signUp"]["accessToken"]
+            token = sign_up(port)
             time.sleep(1)
             name = "the 1 MB document with `max_tokens` raised past it (parsed, validated, run)"
             print(row(name, megabyte, run_case(server, port, token, megabyte, args.n, args.c, typename_cpu)), flush=True)
