@@ -30,7 +30,7 @@ fn main() -> anyhow::Result<()> {
     println!("|---|---|---|---|---|---|");
     for (name, query) in [("Q1", Q1), ("Q2", Q2)] {
         let mut row = Vec::new();
-        for bytes in [0, 16 << 20] {
+        for bytes in [0, 4 << 20] {
             let cache = Arc::new(DocumentCache::new(bytes, 64 << 10));
             let schema = serving_schema(SchemaOptions { production: true, limits: aggios::config::LimitsSettings::default() }, cache.clone());
             let execute = per_op_us(|| {
