@@ -43,7 +43,9 @@ pub async fn begin(req: &Request, state: &AppState) -> Result<RequestContext, Ap
         Err(ApiError::Unauthenticated) => ctx.credential_refused = true,
         Err(e) => return Err(abandon(&ctx, state, e).await),
     }
-    // Charged as whoever it authenticated as, before any body is read.
+    // Its rate limits, as whoever it authenticated as: an upload is charged
+    // now, before its files stream; any other request with its first
+    // operation, in the same round trip (see `rate_limit::admit`).
     if let Err(e) = super::rate_limit::admit(req, &ctx, state).await {
         return Err(abandon(&ctx, state, e).await);
     }
