@@ -29,9 +29,9 @@ use std::{
 };
 
 use async_graphql::{
-    Name, ServerError, ServerResult, ValidationResult, Variables,
+    ServerError, ServerResult, ValidationResult, Variables,
     extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextPrepareRequest, NextValidation},
-    parser::types::{ExecutableDocument, OperationType, Selection, SelectionSet},
+    parser::types::{ExecutableDocument, Selection, SelectionSet},
     registry::{MetaType, Registry},
 };
 use lru::LruCache;
@@ -163,25 +163,6 @@ impl DocumentCache {
         Some(entry)
     }
 
-    /// The type of the operation `text` would run (`operation`, or its only
-    /// one), from the cached document when there is one. `None` when the
-    /// text does not parse or names no such operation: execution answers
-    /// that. A miss parses without caching: only the schema's own parse,
-    /// checked, fills the cache.
-    pub fn operation_type(&self, text: &str, operation: Option<&str>) -> Option<OperationType> {
-        let pick = |doc: &ExecutableDocument| {
-            let found = match operation {
-                Some(name) => doc.operations.iter().find(|(n, _)| n.map(Name::as_str) == Some(name)),
-                None => doc.operations.iter().next(),
-            };
-            found.map(|(_, op)| op.node.ty)
-        };
-        if let Some(cached) = self.is_enabled().then(|| self.get(&key_of(text))).flatten() {
-            return pick(&cached.document);
-        }
-        async_graphql::parser::parse_query(text).ok().as_ref().and_then(pick)
-    }
-
     fn costed_fields(&self, registry: &Registry) -> &HashSet<String> {
         self.costed_fields.get_or_init(|| {
             registry
@@ -287,10 +268,4 @@ impl Extension for PerRequest {
         entry.remember(operation, validated);
         Ok(result)
     }
-}
-
-/// The type of the operation a request would run, for callers that only
-/// have the text (no cache).
-pub fn operation_type(text: &str, operation: Option<&str>) -> Option<OperationType> {
-    DocumentCache::new(0, 0).operation_type(text, operation)
 }

@@ -12,7 +12,7 @@
 use std::sync::{Arc, Mutex, PoisonError};
 
 use async_graphql::{
-    Name, Pos, Request, ServerError, ServerResult, ValidationResult, Variables,
+    Pos, Request, ServerError, ServerResult, ValidationResult, Variables,
     extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextPrepareRequest, NextValidation},
     parser::types::{ExecutableDocument, OperationType, Selection, SelectionSet},
 };
@@ -92,11 +92,7 @@ impl Extension for PerRequest {
 /// The operation `name` selects (or the only one), if it is a query or a
 /// mutation; when it selects none, the library refuses the request later.
 fn operation(doc: &ExecutableDocument, name: Option<&str>) -> Option<Operation> {
-    let mut operations = doc.operations.iter();
-    let (_, op) = match name {
-        Some(name) => operations.find(|(n, _)| n.map(Name::as_str) == Some(name))?,
-        None => operations.next().filter(|_| doc.operations.iter().nth(1).is_none())?,
-    };
+    let op = super::request_errors::selected_operation(doc, name)?;
     match op.node.ty {
         OperationType::Query => Some(Operation::Query),
         OperationType::Mutation => {

@@ -14,7 +14,7 @@ use async_graphql::{
     extensions::{
         Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextPrepareRequest, NextRequest, NextValidation,
     },
-    parser::types::{ExecutableDocument, VariableDefinition},
+    parser::types::{ExecutableDocument, OperationDefinition, VariableDefinition},
     registry::{MetaType, MetaTypeName, Registry},
 };
 
@@ -82,11 +82,7 @@ impl Extension for PerRequest {
             with_code(e, PARSE_FAILED)
         })?;
         let name = self.operation_name.lock().unwrap_or_else(PoisonError::into_inner).clone();
-        let operation = match &name {
-            Some(name) => doc.operations.iter().find(|(n, _)| n.map(Name::as_str) == Some(name.as_str())),
-            None => doc.operations.iter().next(),
-        };
-        if let Some((_, op)) = operation {
+        if let Some(op) = selected_operation(&doc, name.as_deref()) {
             let registry = &ctx.schema_env.registry;
             for def in &op.node.variable_definitions {
                 if let Some(problem) = check_variable(registry, def, variables) {
@@ -114,6 +110,17 @@ impl Extension for PerRequest {
         }
         resp
     }
+}
+
+/// The operation a request runs: the one it names, or the document's only
+/// one (several and no name is an error execution reports).
+pub(crate) fn selected_operation<'a>(doc: &'a ExecutableDocument, name: Option<&str>) -> Option<&'a Positioned<OperationDefinition>> {
+    let mut operations = doc.operations.iter();
+    let (_, op) = match name {
+        Some(name) => operations.find(|(n, _)| n.map(Name::as_str) == Some(name))?,
+        None => operations.next().filter(|_| doc.operations.iter().nth(1).is_none())?,
+    };
+    Some(op)
 }
 
 /// Why the request's value for `def` does not fit its type, if it does not.
