@@ -28,6 +28,7 @@ impl Default for Settings {
                 cors_allowed_origins: Vec::new(),
                 hsts_max_age_secs: 0,
                 max_batch_operations: 10,
+                planned_reads: true,
             },
             database: DatabaseSettings {
                 url: None,

@@ -86,6 +86,12 @@ pub struct ServerSettings {
     pub hsts_max_age_secs: u64,
     /// Operations one batched request (a JSON array) may hold.
     pub max_batch_operations: usize,
+    /// Answer the agency's list and object reads from a look-ahead plan
+    /// (a fixed number of statements, values built directly) where the
+    /// selection allows; `false` resolves every field on its own. The two
+    /// give the same bytes (a test proves it); this is the switch that test
+    /// and a diagnosis use.
+    pub planned_reads: bool,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

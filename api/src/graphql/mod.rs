@@ -8,6 +8,8 @@ mod guards;
 pub mod limits;
 pub mod loaders;
 mod mutation;
+mod plan;
+pub use plan::PlannedReads;
 mod query;
 mod rate_limit;
 pub mod request_errors;

@@ -71,6 +71,8 @@ async fn operations(
                 && let Some(n) = done.statements
             {
                 resp.headers_mut().insert("x-aggios-sql-statements", HeaderValue::from(n));
+                let planned = ctx.extension::<crate::graphql::PlannedReads>().map_or(0, |p| p.0.load(std::sync::atomic::Ordering::Relaxed));
+                resp.headers_mut().insert("x-aggios-planned-reads", HeaderValue::from(planned));
             }
             resp
         }

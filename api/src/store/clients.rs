@@ -3,7 +3,7 @@
 use chrono::Utc;
 use entity::{clients, documents, projects};
 use sea_orm::{
-    ActiveModelTrait as _, ActiveValue::Set, ColumnTrait, DbErr, EntityTrait, PaginatorTrait as _, QueryFilter,
+    ActiveModelTrait as _, ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait as _, QueryFilter,
     sea_query::ExprTrait as _,
 };
 use uuid::Uuid;
@@ -32,14 +32,6 @@ pub async fn create(db: &TenantDb, mut model: clients::ActiveModel, created_by: 
 
 pub async fn by_id(db: &TenantDb, id: Uuid) -> ApiResult<Option<clients::Model>> {
     Ok(clients::Entity::find_by_id(id).filter(clients::Column::TenantId.eq(db.tenant())).one(db).await?)
-}
-
-pub async fn by_ids(db: &TenantDb, ids: &[Uuid]) -> Result<Vec<clients::Model>, DbErr> {
-    clients::Entity::find()
-        .filter(clients::Column::TenantId.eq(db.tenant()))
-        .filter(clients::Column::Id.is_in(ids.iter().copied()))
-        .all(db)
-        .await
 }
 
 pub async fn update(db: &TenantDb, mut model: clients::ActiveModel) -> ApiResult<clients::Model> {
@@ -94,13 +86,14 @@ pub async fn delete(db: &TenantDb, id: Uuid, cascade: bool) -> ApiResult<bool> {
     Ok(gone.rows_affected == 1)
 }
 
-pub async fn list(db: &TenantDb, filter: &Filter, page: &PageArgs) -> ApiResult<Page<clients::Model>> {
+/// A page of lean rows (see [`super::rows`]).
+pub async fn list(db: &TenantDb, filter: &Filter, page: &PageArgs) -> ApiResult<Page<super::rows::ClientRow>> {
     let window = page.window()?;
     let mut q = clients::Entity::find().filter(clients::Column::TenantId.eq(db.tenant()));
     if let Some(s) = &filter.status {
         q = q.filter(clients::Column::Status.eq(s.as_str()));
     }
     let q = filter.common.apply(q, clients::Column::Name, clients::Column::CreatedAt);
-    let rows = window.apply(q, clients::Column::Id).all(db).await?;
+    let rows = super::rows::page(db, window.apply(q, clients::Column::Id)).await?;
     Ok(window.finish(rows))
 }

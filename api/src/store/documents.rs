@@ -2,7 +2,7 @@
 
 use chrono::Utc;
 use entity::{document_versions, documents};
-use sea_orm::{ActiveModelTrait as _, ActiveValue::Set, ColumnTrait, DbErr, EntityTrait, QueryFilter, QuerySelect as _};
+use sea_orm::{ActiveModelTrait as _, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QuerySelect as _};
 use uuid::Uuid;
 
 use super::{
@@ -67,19 +67,6 @@ pub async fn by_id_for_update(db: &TenantDb, id: Uuid) -> ApiResult<Option<docum
         .await?)
 }
 
-/// The first `n` documents (by id) of each of `projects`, in one statement.
-pub async fn first_of_projects(db: &TenantDb, projects: &[Uuid], n: u64) -> Result<Vec<documents::Model>, DbErr> {
-    super::first_per_parent::<documents::Entity>(
-        db,
-        documents::Column::TenantId,
-        documents::Column::ProjectId,
-        documents::Column::Id,
-        projects,
-        n,
-    )
-    .await
-}
-
 pub async fn update(db: &TenantDb, mut model: documents::ActiveModel) -> ApiResult<documents::Model> {
     model.updated_at = Set(Utc::now());
     Ok(model.update(db).await?)
@@ -94,7 +81,8 @@ pub async fn delete(db: &TenantDb, id: Uuid) -> ApiResult<bool> {
     Ok(gone.rows_affected == 1)
 }
 
-pub async fn list(db: &TenantDb, filter: &Filter, page: &PageArgs) -> ApiResult<Page<documents::Model>> {
+/// A page of lean rows (see [`super::rows`]).
+pub async fn list(db: &TenantDb, filter: &Filter, page: &PageArgs) -> ApiResult<Page<super::rows::DocumentRow>> {
     let window = page.window()?;
     let mut q = documents::Entity::find().filter(documents::Column::TenantId.eq(db.tenant()));
     if let Some(p) = filter.project_id {
@@ -104,6 +92,6 @@ pub async fn list(db: &TenantDb, filter: &Filter, page: &PageArgs) -> ApiResult<
         q = q.filter(documents::Column::ClientId.eq(c));
     }
     let q = filter.common.apply(q, documents::Column::Name, documents::Column::CreatedAt);
-    let rows = window.apply(q, documents::Column::Id).all(db).await?;
+    let rows = super::rows::page(db, window.apply(q, documents::Column::Id)).await?;
     Ok(window.finish(rows))
 }

@@ -15,6 +15,7 @@ pub mod platform;
 pub mod projects;
 pub mod refresh_token;
 pub mod revocations;
+pub mod rows;
 pub mod scoped;
 pub mod sessions;
 pub mod tenants;
@@ -257,43 +258,6 @@ impl Common {
         }
         q
     }
-}
-
-/// The first `n` rows (by id) of each parent in `parents`, one statement:
-/// `ROW_NUMBER() OVER (PARTITION BY parent ORDER BY id)` in a subquery.
-pub(crate) async fn first_per_parent<E>(
-    db: &TenantDb,
-    tenant_col: E::Column,
-    parent_col: E::Column,
-    id_col: E::Column,
-    parents: &[Uuid],
-    n: u64,
-) -> Result<Vec<E::Model>, DbErr>
-where
-    E: sea_orm::EntityTrait,
-{
-    use sea_orm::{
-        ConnectionTrait as _,
-        sea_query::{Alias, Asterisk, Expr, ExprTrait as _, Order, Query, WindowStatement},
-    };
-    let mut window = WindowStatement::partition_by(parent_col);
-    window.order_by(id_col, Order::Asc);
-    let inner = Query::select()
-        .column(Asterisk)
-        .expr_window_as(Expr::cust("ROW_NUMBER()"), window, Alias::new("rn"))
-        .from(E::default())
-        .and_where(Expr::col(tenant_col).eq(db.tenant()))
-        .and_where(Expr::col(parent_col).is_in(parents.iter().copied()))
-        .to_owned();
-    let outer = Query::select()
-        .column(Asterisk)
-        .from_subquery(inner, Alias::new("ranked"))
-        .and_where(Expr::col(Alias::new("rn")).lte(n))
-        .order_by(parent_col, Order::Asc)
-        .order_by(id_col, Order::Asc)
-        .to_owned();
-    let stmt = db.get_database_backend().build(&outer);
-    E::find().from_raw_sql(stmt).all(db).await
 }
 
 /// A unique-constraint violation is the caller's conflict (`message`);

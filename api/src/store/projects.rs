@@ -3,7 +3,7 @@
 use chrono::Utc;
 use entity::{documents, projects};
 use sea_orm::{
-    ActiveModelTrait as _, ActiveValue::Set, ColumnTrait, DbErr, EntityTrait, PaginatorTrait as _, QueryFilter,
+    ActiveModelTrait as _, ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait as _, QueryFilter,
 };
 use uuid::Uuid;
 
@@ -36,20 +36,6 @@ pub async fn create(db: &TenantDb, mut model: projects::ActiveModel, client: Uui
 
 pub async fn by_id(db: &TenantDb, id: Uuid) -> ApiResult<Option<projects::Model>> {
     Ok(projects::Entity::find_by_id(id).filter(projects::Column::TenantId.eq(db.tenant())).one(db).await?)
-}
-
-pub async fn by_ids(db: &TenantDb, ids: &[Uuid]) -> Result<Vec<projects::Model>, DbErr> {
-    projects::Entity::find()
-        .filter(projects::Column::TenantId.eq(db.tenant()))
-        .filter(projects::Column::Id.is_in(ids.iter().copied()))
-        .all(db)
-        .await
-}
-
-/// The first `n` projects (by id) of each of `clients`, in one statement.
-pub async fn first_of_clients(db: &TenantDb, clients: &[Uuid], n: u64) -> Result<Vec<projects::Model>, DbErr> {
-    super::first_per_parent::<projects::Entity>(db, projects::Column::TenantId, projects::Column::ClientId, projects::Column::Id, clients, n)
-        .await
 }
 
 pub async fn update(db: &TenantDb, mut model: projects::ActiveModel) -> ApiResult<projects::Model> {
@@ -85,7 +71,8 @@ pub async fn delete(db: &TenantDb, id: Uuid, cascade: bool) -> ApiResult<bool> {
     Ok(gone.rows_affected == 1)
 }
 
-pub async fn list(db: &TenantDb, filter: &Filter, page: &PageArgs) -> ApiResult<Page<projects::Model>> {
+/// A page of lean rows (see [`super::rows`]).
+pub async fn list(db: &TenantDb, filter: &Filter, page: &PageArgs) -> ApiResult<Page<super::rows::ProjectRow>> {
     let window = page.window()?;
     let mut q = projects::Entity::find().filter(projects::Column::TenantId.eq(db.tenant()));
     if let Some(s) = &filter.status {
@@ -95,6 +82,6 @@ pub async fn list(db: &TenantDb, filter: &Filter, page: &PageArgs) -> ApiResult<
         q = q.filter(projects::Column::ClientId.eq(c));
     }
     let q = filter.common.apply(q, projects::Column::Name, projects::Column::CreatedAt);
-    let rows = window.apply(q, projects::Column::Id).all(db).await?;
+    let rows = super::rows::page(db, window.apply(q, projects::Column::Id)).await?;
     Ok(window.finish(rows))
 }

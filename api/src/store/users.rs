@@ -4,7 +4,7 @@
 use chrono::Utc;
 use entity::users;
 use sea_orm::{
-    ActiveModelTrait as _, ActiveValue::Set, ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder as _,
+    ActiveModelTrait as _, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder as _,
     QuerySelect as _,
 };
 use uuid::Uuid;
@@ -60,15 +60,6 @@ pub async fn create(db: &TenantDb, new: NewUser) -> ApiResult<users::Model> {
 
 pub async fn by_id(db: &TenantDb, id: Uuid) -> ApiResult<Option<users::Model>> {
     Ok(users::Entity::find_by_id(id).filter(users::Column::TenantId.eq(db.tenant())).one(db).await?)
-}
-
-/// The users of `db`'s tenant among `ids`; others' ids simply find nothing.
-pub async fn by_ids(db: &TenantDb, ids: &[Uuid]) -> Result<Vec<users::Model>, DbErr> {
-    users::Entity::find()
-        .filter(users::Column::TenantId.eq(db.tenant()))
-        .filter(users::Column::Id.is_in(ids.iter().copied()))
-        .all(db)
-        .await
 }
 
 pub async fn list(db: &TenantDb) -> ApiResult<Vec<users::Model>> {

@@ -252,6 +252,8 @@ pub struct Answer {
     pub status: u16,
     pub headers: poem::http::HeaderMap,
     pub body: Value,
+    /// The body as sent, byte for byte.
+    pub raw: String,
 }
 
 impl Answer {
@@ -322,7 +324,8 @@ pub async fn answer(resp: poem::test::TestResponse) -> Answer {
     let headers = resp.0.headers().clone();
     let bytes = resp.0.into_body().into_bytes().await.expect("body");
     let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-    Answer { status, headers, body }
+    let raw = String::from_utf8_lossy(&bytes).into_owned();
+    Answer { status, headers, body, raw }
 }
 
 pub const PASSWORD: &str = "tundra velvet orbit 42";
@@ -460,10 +463,17 @@ impl TestApp {
 
     /// Another instance of the same deployment: same database, Redis, keys.
     pub async fn second_instance(&self) -> TestApp {
-        let state = AppState::connect(self.settings.clone()).await.expect("the second instance starts");
+        self.second_instance_with(|_| {}).await
+    }
+
+    /// Another instance of the same deployment, its settings changed by `tweak`.
+    pub async fn second_instance_with(&self, tweak: impl FnOnce(&mut Settings)) -> TestApp {
+        let mut settings = self.settings.clone();
+        tweak(&mut settings);
+        let state = AppState::connect(settings.clone()).await.expect("the second instance starts");
         let client = TestClient::new(http::routes(state.clone()).boxed());
         let dir = tempfile::tempdir().expect("temp dir");
-        TestApp { state, client, settings: self.settings.clone(), pg: self.pg.clone(), _dir: dir }
+        TestApp { state, client, settings, pg: self.pg.clone(), _dir: dir }
     }
 }
 

@@ -23,6 +23,7 @@ mod logging;
 mod memory;
 mod migrations;
 mod persisted;
+mod planned_reads;
 mod playground;
 mod rate_limits;
 mod request_id;

@@ -2,70 +2,88 @@
 //! request from that request's `TenantDb`, so its caches die with the request
 //! and every batch it issues is scoped to that request's tenant.
 
-use std::{collections::HashMap, sync::Arc};
+use std::{collections::HashMap, marker::PhantomData, sync::Arc};
 
 use async_graphql::dataloader::{DataLoader, Loader};
-use entity::{clients, documents, projects, users};
 use uuid::Uuid;
 
-use crate::store::{self, TenantDb};
+use crate::store::{
+    TenantDb,
+    rows::{self, ClientRow, DocumentRow, ProjectRow, Row, UserRow},
+};
 
-/// A loader of rows by id: one `IN` query per batch.
-macro_rules! by_id {
-    ($name:ident, $model:ty, $fetch:path) => {
-        pub struct $name(Arc<TenantDb>);
+/// A loader of rows by id: one statement per batch, shared rows.
+pub struct ById<R>(Arc<TenantDb>, PhantomData<fn() -> R>);
 
-        impl Loader<Uuid> for $name {
-            type Value = $model;
-            type Error = Arc<sea_orm::DbErr>;
+impl<R: Row + HasId + Send + Sync + 'static> Loader<Uuid> for ById<R> {
+    type Value = Arc<R>;
+    type Error = Arc<sea_orm::DbErr>;
 
-            async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Self::Value>, Self::Error> {
-                let rows = $fetch(self.0.as_ref(), keys).await.map_err(Arc::new)?;
-                Ok(rows.into_iter().map(|r| (r.id, r)).collect())
-            }
-        }
-    };
+    async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Self::Value>, Self::Error> {
+        let rows = rows::by_ids::<R>(self.0.as_ref(), keys).await.map_err(Arc::new)?;
+        Ok(rows.into_iter().map(|r| (r.id(), Arc::new(r))).collect())
+    }
 }
 
 /// A loader of the first `n` children of parents: key `(parent, n)`, one
-/// window-function query per batch (with the largest `n` asked).
-macro_rules! first_children {
-    ($name:ident, $model:ty, $fetch:path, $parent:expr) => {
-        pub struct $name(Arc<TenantDb>);
+/// statement per batch (with the largest `n` asked).
+pub struct FirstOf<R>(Arc<TenantDb>, PhantomData<fn() -> R>);
 
-        impl Loader<(Uuid, u64)> for $name {
-            type Value = Vec<$model>;
-            type Error = Arc<sea_orm::DbErr>;
+impl<R: Row + HasParent + Send + Sync + 'static> Loader<(Uuid, u64)> for FirstOf<R> {
+    type Value = Arc<[R]>;
+    type Error = Arc<sea_orm::DbErr>;
 
-            async fn load(&self, keys: &[(Uuid, u64)]) -> Result<HashMap<(Uuid, u64), Self::Value>, Self::Error> {
-                let parents: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
-                let n = keys.iter().map(|k| k.1).max().unwrap_or(0);
-                let rows = $fetch(self.0.as_ref(), &parents, n).await.map_err(Arc::new)?;
-                let parent_of: fn(&$model) -> Option<Uuid> = $parent;
-                let mut by_parent: HashMap<Uuid, Vec<$model>> = HashMap::new();
-                for row in rows {
-                    if let Some(p) = parent_of(&row) {
-                        by_parent.entry(p).or_default().push(row);
-                    }
-                }
-                Ok(keys
-                    .iter()
-                    .map(|&(p, n)| {
-                        let take = usize::try_from(n).unwrap_or(usize::MAX);
-                        let rows = by_parent.get(&p).map(|v| v.iter().take(take).cloned().collect()).unwrap_or_default();
-                        ((p, n), rows)
-                    })
-                    .collect())
+    async fn load(&self, keys: &[(Uuid, u64)]) -> Result<HashMap<(Uuid, u64), Self::Value>, Self::Error> {
+        let mut parents: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
+        parents.sort_unstable();
+        parents.dedup();
+        let n = keys.iter().map(|k| k.1).max().unwrap_or(0);
+        let rows = rows::first_of::<R>(self.0.as_ref(), R::PARENT, &parents, n).await.map_err(Arc::new)?;
+        let mut by_parent: HashMap<Uuid, Vec<R>> = HashMap::new();
+        for row in rows {
+            if let Some(p) = row.parent() {
+                by_parent.entry(p).or_default().push(row);
             }
         }
-    };
+        Ok(keys
+            .iter()
+            .map(|&(p, n)| {
+                let take = usize::try_from(n).unwrap_or(usize::MAX);
+                let rows: Arc<[R]> = by_parent.get(&p).map(|v| v.iter().take(take).cloned().collect()).unwrap_or_default();
+                ((p, n), rows)
+            })
+            .collect())
+    }
 }
 
-by_id!(UserLoader, users::Model, store::users::by_ids);
-by_id!(ClientLoader, clients::Model, store::clients::by_ids);
-by_id!(ProjectLoader, projects::Model, store::projects::by_ids);
-first_children!(ProjectsOfClient, projects::Model, store::projects::first_of_clients, |r| Some(r.client_id));
-first_children!(DocumentsOfProject, documents::Model, store::documents::first_of_projects, |r| r.project_id);
+pub trait HasId {
+    fn id(&self) -> Uuid;
+}
+
+/// A child row and the column naming its parent.
+pub trait HasParent: Clone {
+    const PARENT: &'static str;
+    fn parent(&self) -> Option<Uuid>;
+}
+
+macro_rules! has_id {
+    ($($t:ty),*) => { $(impl HasId for $t { fn id(&self) -> Uuid { self.id } })* };
+}
+has_id!(ClientRow, ProjectRow, DocumentRow, UserRow);
+
+impl HasParent for ProjectRow {
+    const PARENT: &'static str = "client_id";
+    fn parent(&self) -> Option<Uuid> {
+        Some(self.client_id)
+    }
+}
+
+impl HasParent for DocumentRow {
+    const PARENT: &'static str = "project_id";
+    fn parent(&self) -> Option<Uuid> {
+        self.project_id
+    }
+}
 
 /// All versions of documents, oldest first: one `IN` query per batch.
 pub struct VersionsOfDocument(Arc<TenantDb>);
@@ -85,11 +103,11 @@ impl Loader<Uuid> for VersionsOfDocument {
 }
 
 pub struct Loaders {
-    pub users: DataLoader<UserLoader>,
-    pub clients: DataLoader<ClientLoader>,
-    pub projects: DataLoader<ProjectLoader>,
-    pub projects_of_client: DataLoader<ProjectsOfClient>,
-    pub documents_of_project: DataLoader<DocumentsOfProject>,
+    pub users: DataLoader<ById<UserRow>>,
+    pub clients: DataLoader<ById<ClientRow>>,
+    pub projects: DataLoader<ById<ProjectRow>>,
+    pub projects_of_client: DataLoader<FirstOf<ProjectRow>>,
+    pub documents_of_project: DataLoader<FirstOf<DocumentRow>>,
     pub versions_of_document: DataLoader<VersionsOfDocument>,
     _loads: Arc<Loads>,
 }
@@ -133,11 +151,11 @@ impl Loaders {
             move |load| loads.spawn(load)
         };
         Self {
-            users: DataLoader::new(UserLoader(db.clone()), spawn()),
-            clients: DataLoader::new(ClientLoader(db.clone()), spawn()),
-            projects: DataLoader::new(ProjectLoader(db.clone()), spawn()),
-            projects_of_client: DataLoader::new(ProjectsOfClient(db.clone()), spawn()),
-            documents_of_project: DataLoader::new(DocumentsOfProject(db.clone()), spawn()),
+            users: DataLoader::new(ById(db.clone(), PhantomData), spawn()),
+            clients: DataLoader::new(ById(db.clone(), PhantomData), spawn()),
+            projects: DataLoader::new(ById(db.clone(), PhantomData), spawn()),
+            projects_of_client: DataLoader::new(FirstOf(db.clone(), PhantomData), spawn()),
+            documents_of_project: DataLoader::new(FirstOf(db.clone(), PhantomData), spawn()),
             versions_of_document: DataLoader::new(VersionsOfDocument(db), spawn()),
             _loads: loads,
         }

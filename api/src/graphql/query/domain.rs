@@ -5,13 +5,17 @@ use crate::{
     error::ApiError,
     graphql::{
         connection::{Conn, connection, page_args},
+        plan::{self, Planned, Ty},
         guards::{KeyScope, RoleAtLeast},
         parse_id, request,
         types::{
             AuditEvent, AuditEventFilter, Client, ClientFilter, Document, DocumentFilter, Project, ProjectFilter, enum_name,
         },
     },
-    store,
+    store::{
+        self,
+        rows::{ClientRow, DocumentRow, ProjectRow},
+    },
 };
 
 fn opt_id(id: Option<&ID>, what: &'static str) -> Result<Option<uuid::Uuid>, ApiError> {
@@ -33,20 +37,21 @@ impl DomainQuery {
         last: Option<i32>,
         before: Option<String>,
         filter: Option<ClientFilter>,
-    ) -> async_graphql::Result<Conn<Client>> {
+    ) -> async_graphql::Result<Planned<Conn<Client>>> {
         let f = filter.unwrap_or_default();
         let filter = store::clients::Filter {
             status: f.status.map(|s| enum_name(s).to_owned()),
             common: store::Common { name_contains: f.name_contains, created_after: f.created_after, created_before: f.created_before },
         };
         let page = store::clients::list(request(ctx)?.db()?, &filter, &page_args(first, after, last, before)).await?;
-        Ok(connection(page, |m| m.id, Client::from))
+        plan::connection(ctx, Ty::Client, page, |r| r.id, |r| Client::from(r)).await
     }
 
     #[graphql(guard = "RoleAtLeast(Role::Member).or(KeyScope(Scope::Read))")]
-    async fn client(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Client> {
+    async fn client(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Planned<Client>> {
         let id = parse_id(&id, "client")?;
-        Ok(store::clients::by_id(request(ctx)?.db()?, id).await?.ok_or(ApiError::NotFound("client"))?.into())
+        let found = store::clients::by_id(request(ctx)?.db()?, id).await?.ok_or(ApiError::NotFound("client"))?;
+        plan::object(ctx, Ty::Client, ClientRow::from(found), |r| Client::from(r)).await
     }
 
     /// The agency's projects, oldest first; at most 100 a page.
@@ -59,7 +64,7 @@ impl DomainQuery {
         last: Option<i32>,
         before: Option<String>,
         filter: Option<ProjectFilter>,
-    ) -> async_graphql::Result<Conn<Project>> {
+    ) -> async_graphql::Result<Planned<Conn<Project>>> {
         let f = filter.unwrap_or_default();
         let filter = store::projects::Filter {
             status: f.status.map(|s| enum_name(s).to_owned()),
@@ -67,13 +72,14 @@ impl DomainQuery {
             common: store::Common { name_contains: f.name_contains, created_after: f.created_after, created_before: f.created_before },
         };
         let page = store::projects::list(request(ctx)?.db()?, &filter, &page_args(first, after, last, before)).await?;
-        Ok(connection(page, |m| m.id, Project::from))
+        plan::connection(ctx, Ty::Project, page, |r| r.id, |r| Project::from(r)).await
     }
 
     #[graphql(guard = "RoleAtLeast(Role::Member).or(KeyScope(Scope::Read))")]
-    async fn project(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Project> {
+    async fn project(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Planned<Project>> {
         let id = parse_id(&id, "project")?;
-        Ok(store::projects::by_id(request(ctx)?.db()?, id).await?.ok_or(ApiError::NotFound("project"))?.into())
+        let found = store::projects::by_id(request(ctx)?.db()?, id).await?.ok_or(ApiError::NotFound("project"))?;
+        plan::object(ctx, Ty::Project, ProjectRow::from(found), |r| Project::from(r)).await
     }
 
     /// The agency's documents, oldest first; at most 100 a page.
@@ -86,7 +92,7 @@ impl DomainQuery {
         last: Option<i32>,
         before: Option<String>,
         filter: Option<DocumentFilter>,
-    ) -> async_graphql::Result<Conn<Document>> {
+    ) -> async_graphql::Result<Planned<Conn<Document>>> {
         let f = filter.unwrap_or_default();
         let filter = store::documents::Filter {
             project_id: opt_id(f.project_id.as_ref(), "project")?,
@@ -94,13 +100,14 @@ impl DomainQuery {
             common: store::Common { name_contains: f.name_contains, created_after: f.created_after, created_before: f.created_before },
         };
         let page = store::documents::list(request(ctx)?.db()?, &filter, &page_args(first, after, last, before)).await?;
-        Ok(connection(page, |m| m.id, Document::from))
+        plan::connection(ctx, Ty::Document, page, |r| r.id, |r| Document::from(r)).await
     }
 
     #[graphql(guard = "RoleAtLeast(Role::Member).or(KeyScope(Scope::Read))")]
-    async fn document(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Document> {
+    async fn document(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Planned<Document>> {
         let id = parse_id(&id, "document")?;
-        Ok(store::documents::by_id(request(ctx)?.db()?, id).await?.ok_or(ApiError::NotFound("document"))?.into())
+        let found = store::documents::by_id(request(ctx)?.db()?, id).await?.ok_or(ApiError::NotFound("document"))?;
+        plan::object(ctx, Ty::Document, DocumentRow::from(found), |r| Document::from(r)).await
     }
 
     /// Who changed what, newest last (owners and admins).

@@ -1,15 +1,19 @@
 //! The agency's data: clients, projects, documents, and the audit trail.
-//! Nested fields go through the request's dataloaders.
+//! Nested fields go through the request's dataloaders when no plan
+//! answered the root (see `graphql::plan`).
 
-use async_graphql::{ComplexObject, Context, Enum, ID, InputObject, Json, MaybeUndefined, SimpleObject, Upload};
+use async_graphql::{ComplexObject, Context, Enum, ID, Json, SimpleObject};
 use chrono::{DateTime, NaiveDate, Utc};
 use uuid::Uuid;
 
-use super::{ByteCount, ByteCountField, User};
+use super::{ByteCountField, User};
 use crate::{
     error::ApiError,
     graphql::{loaders, request},
-    store::page::MAX_PAGE,
+    store::{
+        page::MAX_PAGE,
+        rows::{ClientRow, DocumentRow, ProjectRow},
+    },
 };
 
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
@@ -58,19 +62,25 @@ pub struct Client {
     pub uuid: Uuid,
 }
 
-impl From<entity::clients::Model> for Client {
-    fn from(m: entity::clients::Model) -> Self {
+impl From<&ClientRow> for Client {
+    fn from(m: &ClientRow) -> Self {
         Self {
             id: ID(m.id.to_string()),
-            name: m.name,
-            email: m.email,
-            phone: m.phone,
+            name: m.name.clone(),
+            email: m.email.clone(),
+            phone: m.phone.clone(),
             status: parse_enum(&m.status).unwrap_or(ClientStatus::Active),
-            notes: m.notes,
+            notes: m.notes.clone(),
             created_at: m.created_at,
             updated_at: m.updated_at,
             uuid: m.id,
         }
+    }
+}
+
+impl From<entity::clients::Model> for Client {
+    fn from(m: entity::clients::Model) -> Self {
+        Self::from(&ClientRow::from(m))
     }
 }
 
@@ -81,7 +91,7 @@ impl Client {
     async fn projects(&self, ctx: &Context<'_>, #[graphql(default = 20)] first: i32) -> async_graphql::Result<Vec<Project>> {
         let key = (self.uuid, nested_first(first)?);
         let found = loaders(ctx)?.projects_of_client.load_one(key).await.map_err(ApiError::from)?;
-        Ok(found.unwrap_or_default().into_iter().map(Project::from).collect())
+        Ok(found.map(|rows| rows.iter().map(Project::from).collect()).unwrap_or_default())
     }
 }
 
@@ -103,10 +113,16 @@ pub struct Project {
 
 impl From<entity::projects::Model> for Project {
     fn from(m: entity::projects::Model) -> Self {
+        Self::from(&ProjectRow::from(m))
+    }
+}
+
+impl From<&ProjectRow> for Project {
+    fn from(m: &ProjectRow) -> Self {
         Self {
             id: ID(m.id.to_string()),
-            name: m.name,
-            description: m.description,
+            name: m.name.clone(),
+            description: m.description.clone(),
             status: parse_enum(&m.status).unwrap_or(ProjectStatus::Planned),
             due_date: m.due_date,
             created_at: m.created_at,
@@ -121,7 +137,7 @@ impl From<entity::projects::Model> for Project {
 impl Project {
     async fn client(&self, ctx: &Context<'_>) -> async_graphql::Result<Client> {
         let found = loaders(ctx)?.clients.load_one(self.client_id).await.map_err(ApiError::from)?;
-        Ok(found.ok_or(ApiError::NotFound("client"))?.into())
+        Ok(Client::from(found.ok_or(ApiError::NotFound("client"))?.as_ref()))
     }
 
     /// The project's first documents, oldest first.
@@ -129,7 +145,7 @@ impl Project {
     async fn documents(&self, ctx: &Context<'_>, #[graphql(default = 5)] first: i32) -> async_graphql::Result<Vec<Document>> {
         let key = (self.uuid, nested_first(first)?);
         let found = loaders(ctx)?.documents_of_project.load_one(key).await.map_err(ApiError::from)?;
-        Ok(found.unwrap_or_default().into_iter().map(Document::from).collect())
+        Ok(found.map(|rows| rows.iter().map(Document::from).collect()).unwrap_or_default())
     }
 }
 
@@ -156,12 +172,18 @@ pub struct Document {
 
 impl From<entity::documents::Model> for Document {
     fn from(m: entity::documents::Model) -> Self {
+        Self::from(&DocumentRow::from(m))
+    }
+}
+
+impl From<&DocumentRow> for Document {
+    fn from(m: &DocumentRow) -> Self {
         Self {
             id: ID(m.id.to_string()),
-            name: m.name,
-            content_type: m.content_type,
+            name: m.name.clone(),
+            content_type: m.content_type.clone(),
             size_bytes: m.size_bytes.try_into(),
-            checksum_sha256: m.checksum_sha256,
+            checksum_sha256: m.checksum_sha256.clone(),
             current_version: m.current_version,
             created_at: m.created_at,
             updated_at: m.updated_at,
@@ -177,12 +199,12 @@ impl From<entity::documents::Model> for Document {
 impl Document {
     async fn project(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Project>> {
         let Some(id) = self.project_id else { return Ok(None) };
-        Ok(loaders(ctx)?.projects.load_one(id).await.map_err(ApiError::from)?.map(Project::from))
+        Ok(loaders(ctx)?.projects.load_one(id).await.map_err(ApiError::from)?.map(|p| Project::from(p.as_ref())))
     }
 
     async fn client(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Client>> {
         let Some(id) = self.client_id else { return Ok(None) };
-        Ok(loaders(ctx)?.clients.load_one(id).await.map_err(ApiError::from)?.map(Client::from))
+        Ok(loaders(ctx)?.clients.load_one(id).await.map_err(ApiError::from)?.map(|c| Client::from(c.as_ref())))
     }
 
     /// Every stored version, oldest first.
@@ -209,7 +231,7 @@ impl Document {
             return Err(ApiError::Forbidden("API keys do not read the agency's users; ask for `uploader` as a signed-in member").into());
         }
         let Some(id) = self.uploaded_by else { return Ok(None) };
-        Ok(loaders(ctx)?.users.load_one(id).await.map_err(ApiError::from)?.map(User::from))
+        Ok(loaders(ctx)?.users.load_one(id).await.map_err(ApiError::from)?.map(|u| User::from(u.as_ref())))
     }
 }
 
@@ -242,86 +264,6 @@ impl From<entity::audit_events::Model> for AuditEvent {
             created_at: m.created_at,
         }
     }
-}
-
-#[derive(InputObject)]
-pub struct CreateClientInput {
-    pub name: String,
-    pub email: Option<String>,
-    pub phone: Option<String>,
-    #[graphql(default_with = "ClientStatus::Active")]
-    pub status: ClientStatus,
-    pub notes: Option<String>,
-}
-
-/// Fields left out stay; `null` clears an optional one.
-#[derive(InputObject)]
-pub struct UpdateClientInput {
-    pub name: Option<String>,
-    pub email: MaybeUndefined<String>,
-    pub phone: MaybeUndefined<String>,
-    pub status: Option<ClientStatus>,
-    pub notes: MaybeUndefined<String>,
-}
-
-#[derive(InputObject, Default)]
-pub struct ClientFilter {
-    pub status: Option<ClientStatus>,
-    pub name_contains: Option<String>,
-    pub created_after: Option<DateTime<Utc>>,
-    pub created_before: Option<DateTime<Utc>>,
-}
-
-#[derive(InputObject)]
-pub struct CreateProjectInput {
-    pub client_id: ID,
-    pub name: String,
-    pub description: Option<String>,
-    #[graphql(default_with = "ProjectStatus::Planned")]
-    pub status: ProjectStatus,
-    pub due_date: Option<NaiveDate>,
-}
-
-#[derive(InputObject)]
-pub struct UpdateProjectInput {
-    pub name: Option<String>,
-    pub description: MaybeUndefined<String>,
-    pub status: Option<ProjectStatus>,
-    pub due_date: MaybeUndefined<NaiveDate>,
-}
-
-#[derive(InputObject, Default)]
-pub struct ProjectFilter {
-    pub status: Option<ProjectStatus>,
-    pub client_id: Option<ID>,
-    pub name_contains: Option<String>,
-    pub created_after: Option<DateTime<Utc>>,
-    pub created_before: Option<DateTime<Utc>>,
-}
-
-#[derive(InputObject)]
-pub struct UploadDocumentInput {
-    /// Exactly one of `projectId` and `clientId`.
-    pub project_id: Option<ID>,
-    pub client_id: Option<ID>,
-    /// Defaults to the uploaded file's name.
-    pub name: Option<String>,
-    /// The file (GraphQL multipart request spec). Its declared content type
-    /// must agree with its bytes.
-    pub file: Upload,
-}
-
-/// Permission to upload one file straight to storage.
-#[derive(InputObject)]
-pub struct RequestDocumentUploadInput {
-    /// For a new document: exactly one of `projectId` and `clientId`, and
-    /// `name`. For a new version: `documentId` alone.
-    pub project_id: Option<ID>,
-    pub client_id: Option<ID>,
-    pub document_id: Option<ID>,
-    pub name: Option<String>,
-    pub content_type: String,
-    pub size_bytes: ByteCount,
 }
 
 #[derive(SimpleObject)]
@@ -371,28 +313,4 @@ impl From<entity::document_versions::Model> for DocumentVersion {
             created_at: m.created_at,
         }
     }
-}
-
-#[derive(InputObject)]
-pub struct UpdateDocumentInput {
-    pub name: String,
-}
-
-#[derive(InputObject, Default)]
-pub struct DocumentFilter {
-    pub project_id: Option<ID>,
-    pub client_id: Option<ID>,
-    pub name_contains: Option<String>,
-    pub created_after: Option<DateTime<Utc>>,
-    pub created_before: Option<DateTime<Utc>>,
-}
-
-#[derive(InputObject, Default)]
-pub struct AuditEventFilter {
-    pub action: Option<String>,
-    pub target_type: Option<String>,
-    pub target_id: Option<ID>,
-    pub actor_user_id: Option<ID>,
-    pub created_after: Option<DateTime<Utc>>,
-    pub created_before: Option<DateTime<Utc>>,
 }

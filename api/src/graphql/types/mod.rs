@@ -4,16 +4,17 @@ mod api_key;
 mod auth;
 mod byte_count;
 mod domain;
+mod domain_inputs;
 mod session;
 mod tenant;
 mod trusted_documents;
 mod user;
 
 pub use api_key::{ApiKey, CreateApiKeyInput, CreatedApiKey};
-pub use domain::{
-    AuditEvent, AuditEventFilter, Client, ClientFilter, ClientStatus, CreateClientInput, DirectUpload, DocumentVersion, DownloadLink, HttpHeader, RequestDocumentUploadInput, UploadDocumentInput,
-    CreateProjectInput, Document, DocumentFilter, Project, ProjectFilter, ProjectStatus, UpdateClientInput,
-    UpdateDocumentInput, UpdateProjectInput, enum_name,
+pub use domain::{AuditEvent, Client, ClientStatus, DirectUpload, Document, DocumentVersion, DownloadLink, HttpHeader, Project, ProjectStatus, enum_name};
+pub use domain_inputs::{
+    AuditEventFilter, ClientFilter, CreateClientInput, CreateProjectInput, DocumentFilter, ProjectFilter, RequestDocumentUploadInput,
+    UpdateClientInput, UpdateDocumentInput, UpdateProjectInput, UploadDocumentInput,
 };
 pub use auth::{AuthPayload, ChangePasswordInput, LoginInput, PlatformAuthPayload, SignUpInput};
 pub use byte_count::{ByteCount, ByteCountField, ByteCountOutOfRange, MAX_BYTE_COUNT};

@@ -1,7 +1,7 @@
 use async_graphql::{ID, InputObject, SimpleObject};
 use chrono::{DateTime, Utc};
 
-use crate::auth::Role;
+use crate::{auth::Role, store::rows::UserRow};
 
 /// A person of the agency.
 #[derive(SimpleObject)]
@@ -17,11 +17,17 @@ pub struct User {
 
 impl From<entity::users::Model> for User {
     fn from(u: entity::users::Model) -> Self {
+        Self::from(&UserRow::from(u))
+    }
+}
+
+impl From<&UserRow> for User {
+    fn from(u: &UserRow) -> Self {
         Self {
             id: ID(u.id.to_string()),
-            email: u.email,
-            first_name: u.first_name,
-            last_name: u.last_name,
+            email: u.email.clone(),
+            first_name: u.first_name.clone(),
+            last_name: u.last_name.clone(),
             role: Role::parse(&u.role).unwrap_or(Role::Member),
             is_active: u.is_active,
             created_at: u.created_at,
