@@ -3,10 +3,18 @@
 # Aggios (release, PostgreSQL with RLS, Redis) and PostGraphile 4 (same
 # database, tenant through pgSettings under the same RLS and role), same
 # queries, same load generator (wrk), concurrency 32 and 64; and Q2's SQL
-# straight through pgbench, the floor. Writes the table to stdout.
+# straight through pgbench, the floor. Writes the table to stdout, then each
+# server's CPU per Q2 request (utime + stime from /proc over a fixed number
+# of requests, benches/cpu_per_request.py).
+#
+# AGENCIES=N (default 20): the same 20 agencies are measured; N - 20 more of
+# the same shape are seeded around them (1,000: 4 million documents).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10s}
+AGENCIES=${AGENCIES:-20}
+CPU_REQUESTS=${CPU_REQUESTS:-3000}
+[ "$AGENCIES" -ge 20 ] || { echo "AGENCIES must be at least 20 (the measured ones)"; exit 1; }
 PG_ADMIN=${TEST_PG_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 REDIS=${TEST_REDIS_URL:-redis://127.0.0.1:6379}
 DB=aggios_bench_domain
@@ -47,6 +55,10 @@ gql() { curl -sf "$AURL/graphql" -H 'content-type: application/json' "$@"; }
 gql -H 'Host: api.bench.test' -d '{"query":"mutation { signUp(input: {agencyName: \"Hash\", subdomain: \"hash-source\", email: \"h@h.bench\", password: \"tundra velvet orbit 42\", firstName: \"H\", lastName: \"S\"}) { accessToken } }"}' >/dev/null
 HASH=$(psql "$DB_URL" -qAtc "SELECT password_hash FROM users WHERE email = 'h@h.bench'")
 psql "$DB_URL" -q -v ON_ERROR_STOP=1 -v hash="$HASH" -f benches/seed.sql >/dev/null
+if [ "$AGENCIES" -gt 20 ]; then
+  psql "$DB_URL" -q -v ON_ERROR_STOP=1 -v hash="$HASH" -v others=$((AGENCIES - 20)) -f benches/seed_others.sql >/dev/null
+fi
+echo "agencies: $(psql "$DB_URL" -qAtc 'SELECT count(*) FROM tenants') (20 measured), documents: $(psql "$DB_URL" -qAtc 'SELECT count(*) FROM documents'), database: $(psql "$DB_URL" -qAtc "SELECT pg_size_pretty(pg_database_size('$DB'))")"
 
 # Real access tokens, one per agency; PostGraphile gets the tenant id.
 : >"$WORK/aggios.targets"; : >"$WORK/postgraphile.targets"
@@ -109,3 +121,12 @@ for q in Q1 Q2; do
     echo "| $q | $c | $ar | $a50 | $a99 | $ae | $arss | $gr | $g50 | $g99 | $ge | $grss | $ratio | $floor |"
   done
 done
+
+# CPU per Q2 request, each server on its own: the first agency, 8 connections.
+cpu_ms() { # pid url targets body
+  read -r host name value < "$3"
+  python3 benches/cpu_per_request.py "$1" "$2" "$CPU_REQUESTS" 8 --header "Host: $host" --header "$name: $value" "$4" \
+    | python3 -c 'import json,sys; print(f"{json.load(sys.stdin)[\"cpu_us_per_request\"]/1000:.2f}")'
+}
+echo
+echo "CPU per Q2 request ($CPU_REQUESTS requests, utime + stime from /proc): Aggios $(cpu_ms "$APID" "$AURL" "$WORK/aggios.targets" "$A_Q2") ms, PostGraphile $(cpu_ms "$GPID" "$GURL" "$WORK/postgraphile.targets" "$G_Q2") ms"
