@@ -209,8 +209,24 @@ impl Database {
 
 /// Pool options every PostgreSQL pool of the server shares: each new
 /// connection switches to the runtime role first.
+/// A pooled connection idle at least this long is checked (a `Sync` and its
+/// answer) before a request gets it; one reused sooner is not. sqlx checks
+/// every connection on release already, so only a connection that sat
+/// through an outage or a server restart can come back dead, and that is
+/// one that has been idle (the probe marks the database down within a
+/// second). Checking every acquire would cost each request a round trip.
+const CHECK_IF_IDLE_FOR: Duration = Duration::from_secs(1);
+
 fn pg_pool(options: PgPoolOptions, role: &str) -> PgPoolOptions {
     let role = role.to_owned();
+    let options = options.test_before_acquire(false).before_acquire(|conn, meta| {
+        Box::pin(async move {
+            if meta.idle_for >= CHECK_IF_IDLE_FOR {
+                sqlx::Connection::ping(conn).await?;
+            }
+            Ok(true)
+        })
+    });
     options.after_connect(move |conn, _meta| {
         let role = role.clone();
         Box::pin(async move {

@@ -43,10 +43,12 @@ enum Tx {
     Sqlite { tx: DatabaseTransaction, turn: Option<WriteTurn> },
 }
 
-/// The open transaction, and whether the next one may write.
+/// The open transaction, whether the next one may write, and whether any
+/// statement of it might have written.
 struct State {
     tx: Option<Tx>,
     writes: bool,
+    wrote: bool,
 }
 
 pub struct TenantDb {
@@ -64,7 +66,7 @@ impl std::fmt::Debug for TenantDb {
 
 impl TenantDb {
     pub(super) fn new(db: Database, tenant: Uuid, writes: bool) -> Self {
-        Self { db, tenant, state: Mutex::new(State { tx: None, writes }), statements: AtomicU64::new(0) }
+        Self { db, tenant, state: Mutex::new(State { tx: None, writes, wrote: false }), statements: AtomicU64::new(0) }
     }
 
     pub fn tenant(&self) -> Uuid {
@@ -129,11 +131,25 @@ impl TenantDb {
 
     /// Ends the request's transaction: commit when `commit`, else roll back.
     /// A handle never used does nothing.
+    ///
+    /// On PostgreSQL a transaction that ran nothing but `SELECT`s has
+    /// nothing to commit: it is dropped instead, which queues its `ROLLBACK`
+    /// on the connection without waiting for it. The pool's check of the
+    /// connection on release then sends it with its own message, so a read
+    /// costs one round trip less, and the outcome is the same as a commit.
     pub async fn finish(&self, commit: bool) -> Result<(), DbErr> {
-        let Some(tx) = self.state.lock().await.tx.take() else {
+        let (tx, wrote) = {
+            let mut state = self.state.lock().await;
+            (state.tx.take(), std::mem::take(&mut state.wrote))
+        };
+        let Some(tx) = tx else {
             return Ok(());
         };
         match (tx, commit) {
+            (Tx::Postgres(tx), true) if !wrote => {
+                drop(tx);
+                Ok(())
+            }
             (Tx::Postgres(tx), true) => tx.commit().await.map_err(exec_err),
             (Tx::Postgres(tx), false) => tx.rollback().await.map_err(exec_err),
             (Tx::Sqlite { tx, turn }, commit) => {
@@ -146,14 +162,17 @@ impl TenantDb {
     }
 
     /// Runs `f` on the open transaction, opening it first if needed.
+    /// `reads_only`: the statement is a plain `SELECT`, which cannot write.
     async fn with_tx<T>(
         &self,
+        reads_only: bool,
         f: impl AsyncFnOnce(&mut Tx) -> Result<T, DbErr>,
     ) -> Result<T, DbErr> {
         let mut state = self.state.lock().await;
         if state.tx.is_none() {
             state.tx = Some(self.begin(state.writes).await?);
         }
+        state.wrote |= !reads_only;
         self.statements.fetch_add(1, Ordering::Relaxed);
         match state.tx.as_mut() {
             Some(tx) => f(tx).await,
@@ -181,6 +200,13 @@ fn query_err(e: sqlx::Error) -> DbErr {
     DbErr::Query(RuntimeErr::SqlxError(e.into()))
 }
 
+/// A plain `SELECT` (no `WITH`, which may hide a write; no
+/// `INSERT … RETURNING`, which reads back what it wrote). The server's own
+/// statements call no function with side effects.
+fn is_select(sql: &str) -> bool {
+    sql.trim_start().get(..7).is_some_and(|head| head.eq_ignore_ascii_case("SELECT "))
+}
+
 fn pg_query(stmt: &Statement) -> sqlx::query::Query<'_, Postgres, SqlxValues> {
     let values = stmt.values.clone().unwrap_or(Values(Vec::new()));
     sqlx::query_with(AssertSqlSafe(stmt.sql.as_str()), SqlxValues(values))
@@ -196,7 +222,7 @@ impl ConnectionTrait for TenantDb {
     }
 
     async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
-        self.with_tx(async |tx| match tx {
+        self.with_tx(false, async |tx| match tx {
             Tx::Postgres(conn) => {
                 pg_query(&stmt).execute(&mut **conn).await.map(Into::into).map_err(exec_err)
             }
@@ -206,7 +232,7 @@ impl ConnectionTrait for TenantDb {
     }
 
     async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
-        self.with_tx(async |tx| match tx {
+        self.with_tx(false, async |tx| match tx {
             Tx::Postgres(conn) => sqlx::raw_sql(AssertSqlSafe(sql.to_owned()))
                 .execute(&mut **conn)
                 .await
@@ -218,7 +244,7 @@ impl ConnectionTrait for TenantDb {
     }
 
     async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
-        self.with_tx(async |tx| match tx {
+        self.with_tx(is_select(&stmt.sql), async |tx| match tx {
             Tx::Postgres(conn) => pg_query(&stmt)
                 .fetch_optional(&mut **conn)
                 .await
@@ -230,7 +256,7 @@ impl ConnectionTrait for TenantDb {
     }
 
     async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
-        self.with_tx(async |tx| match tx {
+        self.with_tx(is_select(&stmt.sql), async |tx| match tx {
             Tx::Postgres(conn) => pg_query(&stmt)
                 .fetch_all(&mut **conn)
                 .await
@@ -243,5 +269,21 @@ impl ConnectionTrait for TenantDb {
 
     fn support_returning(&self) -> bool {
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_select;
+
+    #[test]
+    fn only_a_plain_select_counts_as_a_read() {
+        assert!(is_select(r#"SELECT "clients"."id" FROM "clients""#));
+        assert!(is_select("  select id from users"));
+        assert!(!is_select("INSERT INTO audit_events (id) VALUES ($1) RETURNING id"));
+        assert!(!is_select("UPDATE documents SET name = $1 RETURNING *"));
+        assert!(!is_select("WITH gone AS (DELETE FROM projects RETURNING id) SELECT count(*) FROM gone"));
+        assert!(!is_select("SELECTED"));
+        assert!(!is_select(""));
     }
 }
