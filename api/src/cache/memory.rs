@@ -14,13 +14,14 @@ const SWEEP_AT: usize = 10_000;
 #[derive(Debug)]
 pub struct MemoryCache {
     entries: Mutex<HashMap<String, (Vec<u8>, Instant)>>,
+    bus: super::bus::Bus,
     /// The clock of rate-limit buckets: microseconds since this instant.
     epoch: Instant,
 }
 
 impl Default for MemoryCache {
     fn default() -> Self {
-        Self { entries: Mutex::default(), epoch: Instant::now() }
+        Self { entries: Mutex::default(), bus: super::bus::Bus::local(), epoch: Instant::now() }
     }
 }
 
@@ -145,6 +146,14 @@ impl Cache for MemoryCache {
 
     fn backend_name(&self) -> &'static str {
         "in-process"
+    }
+
+    fn bus(&self) -> &super::bus::Bus {
+        &self.bus
+    }
+
+    async fn publish(&self, message: &[u8]) {
+        self.bus.deliver(message);
     }
 }
 

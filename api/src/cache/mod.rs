@@ -3,6 +3,7 @@
 //! tenant-owned, so no key of one tenant can name another's value.
 
 mod breaker;
+pub mod bus;
 pub mod gcra;
 mod memory;
 mod redis;
@@ -47,6 +48,11 @@ pub trait Cache: Send + Sync + std::fmt::Debug {
     fn is_degraded(&self) -> bool {
         false
     }
+    /// The invalidations every replica hears (see [`bus`]).
+    fn bus(&self) -> &bus::Bus;
+    /// Sends an invalidation to every replica, this one included. Best
+    /// effort: a replica that misses it is told so by its bus.
+    async fn publish(&self, message: &[u8]);
 }
 
 /// A key outside any tenant: `p:{kind}:{rest}`. Backends add their own

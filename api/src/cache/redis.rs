@@ -11,7 +11,7 @@ use std::{
 use bb8_redis::{RedisConnectionManager, bb8};
 use redis::AsyncCommands as _;
 
-use super::{Breaker, Cache, CacheError, gcra};
+use super::{Breaker, Cache, CacheError, bus::Bus, gcra};
 
 #[derive(Debug, Clone)]
 pub struct RedisCache {
@@ -22,6 +22,9 @@ pub struct RedisCache {
     timeout: Duration,
     cooldown: Duration,
     breaker: Arc<Breaker>,
+    bus: Bus,
+    /// The invalidation channel (`{prefix}:invalidations`).
+    channel: String,
 }
 
 /// Reserves one unit on each counter when all are below their limits.
@@ -78,7 +81,9 @@ impl RedisCache {
             .min_idle(Some(size.min(4)))
             .connection_timeout(timeout)
             .build_unchecked(manager);
-        Ok(Self { pool, prefix: format!("{prefix}:"), timeout, cooldown, breaker: Arc::new(Breaker::new("redis")) })
+        let channel = format!("{prefix}:invalidations");
+        let bus = Bus::redis(url, channel.clone())?;
+        Ok(Self { pool, prefix: format!("{prefix}:"), timeout, cooldown, breaker: Arc::new(Breaker::new("redis")), bus, channel })
     }
 
     /// Pings Redis every cool-down until it answers, then closes the breaker.
@@ -207,6 +212,18 @@ impl Cache for RedisCache {
 
     fn backend_name(&self) -> &'static str {
         "redis"
+    }
+
+    fn bus(&self) -> &Bus {
+        &self.bus
+    }
+
+    async fn publish(&self, message: &[u8]) {
+        let channel = self.channel.clone();
+        let sent = self.call(async |c| redis::cmd("PUBLISH").arg(channel).arg(message).query_async::<i64>(c).await).await;
+        if let Err(e) = sent {
+            tracing::warn!(error = %e, "an invalidation was not published; the other replicas catch up by themselves");
+        }
     }
 
     fn is_degraded(&self) -> bool {

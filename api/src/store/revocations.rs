@@ -23,7 +23,7 @@ pub enum Kind {
 }
 
 impl Kind {
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             Kind::User => "user",
             Kind::Tenant => "tenant",
@@ -32,7 +32,7 @@ impl Kind {
         }
     }
 
-    fn parse(s: &str) -> Option<Self> {
+    pub fn parse(s: &str) -> Option<Self> {
         Some(match s {
             "user" => Kind::User,
             "tenant" => Kind::Tenant,

@@ -1,8 +1,21 @@
 //! Host (and `X-Tenant`) -> tenant, with a short-lived cache in front of the
 //! database. Misses are cached too, so random hosts cannot hammer PostgreSQL.
 //! A cache that is down is skipped: resolution then reads the database.
+//!
+//! In front of the shared cache, each replica keeps the look-ups it made in
+//! process, for as long as its invalidation bus is live: a change anywhere
+//! (`forget`) is published and drops the entry on every replica, and when
+//! the subscription drops, so does the whole local copy. A request then
+//! costs no round trip to resolve its tenant.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc, PoisonError, RwLock,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
 
 use crate::{
     cache::{self, Cache},
@@ -26,6 +39,35 @@ pub struct TenantResolver {
     cache: Arc<dyn Cache>,
     base_domain: String,
     ttl: Duration,
+    local: Arc<Local>,
+}
+
+/// The in-process copy: cache key -> (tenant or "none", when fetched).
+#[derive(Debug, Default)]
+struct Local {
+    entries: RwLock<HashMap<String, (Option<Tenant>, Instant)>>,
+    /// Bumped by every invalidation: a look-up that began before one does
+    /// not store what it read.
+    generation: AtomicU64,
+}
+
+/// Random hosts are cached as misses; past this many entries the copy
+/// starts again rather than grow.
+const MAX_LOCAL: usize = 10_000;
+const INVALIDATION: &str = "tenant ";
+
+impl Local {
+    fn drop_key(&self, key: &str) {
+        let mut entries = self.entries.write().unwrap_or_else(PoisonError::into_inner);
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        entries.remove(key);
+    }
+
+    fn drop_all(&self) {
+        let mut entries = self.entries.write().unwrap_or_else(PoisonError::into_inner);
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        entries.clear();
+    }
 }
 
 enum Lookup<'a> {
@@ -35,7 +77,43 @@ enum Lookup<'a> {
 
 impl TenantResolver {
     pub fn new(db: Database, cache: Arc<dyn Cache>, base_domain: String, ttl: Duration) -> Self {
-        Self { db, cache, base_domain, ttl }
+        let local = Arc::new(Local::default());
+        let heard = Arc::downgrade(&local);
+        cache.bus().listen(move |h| {
+            let Some(local) = heard.upgrade() else { return };
+            match h {
+                cache::bus::Heard::Message(m) => {
+                    if let Some(key) = std::str::from_utf8(m).ok().and_then(|t| t.strip_prefix(INVALIDATION)) {
+                        local.drop_key(key);
+                    }
+                }
+                cache::bus::Heard::Lost => local.drop_all(),
+            }
+        });
+        Self { db, cache, base_domain, ttl, local }
+    }
+
+    /// A fresh local entry, while the bus is live.
+    fn local_hit(&self, key: &str) -> Option<Option<Tenant>> {
+        let live_since = self.cache.bus().live_since()?;
+        let entries = self.local.entries.read().unwrap_or_else(PoisonError::into_inner);
+        let (tenant, at) = entries.get(key)?;
+        (*at >= live_since && at.elapsed() < self.ttl).then(|| tenant.clone())
+    }
+
+    /// Keeps what a look-up read, unless an invalidation came meanwhile.
+    fn keep_local(&self, key: &str, tenant: &Option<Tenant>, generation: u64, began: Instant) {
+        if self.cache.bus().live_since().is_none_or(|live| live > began) {
+            return;
+        }
+        let mut entries = self.local.entries.write().unwrap_or_else(PoisonError::into_inner);
+        if self.local.generation.load(Ordering::Acquire) != generation {
+            return;
+        }
+        if entries.len() >= MAX_LOCAL {
+            entries.clear();
+        }
+        entries.insert(key.to_owned(), (tenant.clone(), began));
     }
 
     pub async fn resolve(&self, host: &str, x_tenant: Option<&str>) -> ApiResult<ResolvedTenant> {
@@ -70,9 +148,15 @@ impl TenantResolver {
             Lookup::Subdomain(s) => cache::platform_key("tenant-by-subdomain", s),
             Lookup::CustomDomain(d) => cache::platform_key("tenant-by-domain", d),
         };
+        if let Some(found) = self.local_hit(&key) {
+            return found.ok_or(ApiError::TenantNotFound);
+        }
+        let generation = self.local.generation.load(Ordering::Acquire);
+        let began = Instant::now();
         match self.cache.get(&key).await {
             Ok(Some(bytes)) => {
                 if let Ok(cached) = serde_json::from_slice::<Option<Tenant>>(&bytes) {
+                    self.keep_local(&key, &cached, generation, began);
                     return cached.ok_or(ApiError::TenantNotFound);
                 }
             }
@@ -89,6 +173,7 @@ impl TenantResolver {
         {
             tracing::warn!(error = %e, "could not cache a tenant look-up");
         }
+        self.keep_local(&key, &found, generation, began);
         found.ok_or(ApiError::TenantNotFound)
     }
 
@@ -99,9 +184,11 @@ impl TenantResolver {
             keys.push(cache::platform_key("tenant-by-domain", d));
         }
         for key in keys {
+            self.local.drop_key(&key);
             if let Err(e) = self.cache.delete(&key).await {
                 tracing::warn!(error = %e, "could not invalidate a cached tenant");
             }
+            self.cache.publish(format!("{INVALIDATION}{key}").as_bytes()).await;
         }
     }
 }

@@ -17,6 +17,7 @@ mod graphql_http;
 mod health;
 mod http_server;
 mod identity;
+mod invalidations;
 mod layers;
 mod helpers;
 mod logging;

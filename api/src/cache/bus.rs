@@ -1,0 +1,136 @@
+//! Invalidations every replica hears: Redis pub/sub on a shared deployment,
+//! in process on the embedded default. A replica keeps a local copy of hot
+//! shared state (tenant look-ups, ended access) and answers from it without
+//! a round trip for as long as its subscription is live; a message may be
+//! lost only while it is not, and then [`Bus::live_since`] says so and the
+//! listeners hear [`Heard::Lost`], so callers fall back to asking the shared
+//! cache until they have caught up again. This is Redis client-side caching
+//! done at the level of our own keys.
+
+use std::{
+    sync::{Arc, Mutex, PoisonError, RwLock},
+    time::{Duration, Instant},
+};
+
+use futures::StreamExt as _;
+
+/// What a listener hears.
+pub enum Heard<'a> {
+    Message(&'a [u8]),
+    /// The subscription dropped: messages may have been missed.
+    Lost,
+}
+
+type Listener = Arc<dyn Fn(Heard<'_>) + Send + Sync>;
+
+#[derive(Clone)]
+pub struct Bus {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    listeners: RwLock<Vec<Listener>>,
+    /// Since when the subscription has been live without a break.
+    live_since: Mutex<Option<Instant>>,
+    remote: Option<Remote>,
+}
+
+struct Remote {
+    client: redis::Client,
+    channel: String,
+}
+
+impl std::fmt::Debug for Bus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bus").field("live_since", &self.live_since()).finish_non_exhaustive()
+    }
+}
+
+/// How long a (re)subscription may take before it is tried again.
+const SUBSCRIBE_TIMEOUT: Duration = Duration::from_secs(2);
+const RETRY_AFTER: Duration = Duration::from_millis(500);
+
+impl Bus {
+    /// One process: every message reaches every listener at once; always live.
+    pub fn local() -> Self {
+        let inner = Inner { listeners: RwLock::default(), live_since: Mutex::new(Some(Instant::now())), remote: None };
+        Self { inner: Arc::new(inner) }
+    }
+
+    /// Redis pub/sub on `channel`, subscribed in the background (and again
+    /// after any break) for as long as the bus lives.
+    pub fn redis(url: &str, channel: String) -> anyhow::Result<Self> {
+        let client = redis::Client::open(url)?;
+        let inner = Arc::new(Inner {
+            listeners: RwLock::default(),
+            live_since: Mutex::new(None),
+            remote: Some(Remote { client, channel }),
+        });
+        tokio::spawn(subscribe_forever(Arc::downgrade(&inner)));
+        Ok(Self { inner })
+    }
+
+    pub fn listen(&self, listener: impl Fn(Heard<'_>) + Send + Sync + 'static) {
+        self.inner.listeners.write().unwrap_or_else(PoisonError::into_inner).push(Arc::new(listener));
+    }
+
+    /// Since when every message published has reached this replica; `None`
+    /// while the subscription is down.
+    pub fn live_since(&self) -> Option<Instant> {
+        *self.inner.live_since.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Hands `message` to this process's listeners (the in-process bus's
+    /// publish; Redis delivers to every replica through the subscription).
+    pub(super) fn deliver(&self, message: &[u8]) {
+        self.inner.hear(Heard::Message(message));
+    }
+}
+
+impl Inner {
+    fn hear(&self, heard: Heard<'_>) {
+        let listeners: Vec<Listener> = self.listeners.read().unwrap_or_else(PoisonError::into_inner).clone();
+        for listener in &listeners {
+            listener(match heard {
+                Heard::Message(m) => Heard::Message(m),
+                Heard::Lost => Heard::Lost,
+            });
+        }
+    }
+
+    fn set_live(&self, live: bool) {
+        *self.live_since.lock().unwrap_or_else(PoisonError::into_inner) = live.then(Instant::now);
+    }
+}
+
+async fn subscribe_forever(inner: std::sync::Weak<Inner>) {
+    loop {
+        let Some(strong) = inner.upgrade() else { return };
+        let Some(remote) = &strong.remote else { return };
+        let subscribed = tokio::time::timeout(SUBSCRIBE_TIMEOUT, async {
+            let mut pubsub = remote.client.get_async_pubsub().await?;
+            pubsub.subscribe(&remote.channel).await?;
+            Ok::<_, redis::RedisError>(pubsub)
+        })
+        .await;
+        match subscribed {
+            Ok(Ok(pubsub)) => {
+                strong.set_live(true);
+                tracing::debug!("invalidations are live");
+                let mut messages = pubsub.into_on_message();
+                drop(strong);
+                while let Some(msg) = messages.next().await {
+                    let Some(strong) = inner.upgrade() else { return };
+                    strong.hear(Heard::Message(msg.get_payload_bytes()));
+                }
+                let Some(strong) = inner.upgrade() else { return };
+                strong.set_live(false);
+                strong.hear(Heard::Lost);
+                tracing::warn!("the invalidation subscription dropped; reading shared state from Redis until it is back");
+            }
+            // Not live before either: nothing was believed, nothing to drop.
+            Ok(Err(_)) | Err(_) => drop(strong),
+        }
+        tokio::time::sleep(RETRY_AFTER).await;
+    }
+}
