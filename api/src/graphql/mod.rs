@@ -13,6 +13,7 @@ pub use plan::PlannedReads;
 mod query;
 mod rate_limit;
 pub mod request_errors;
+mod response_order;
 mod schema;
 pub mod shape;
 pub mod types;

@@ -13,6 +13,7 @@ use super::{
     query::Query,
     rate_limit::RateLimit,
     request_errors::RequestErrors,
+    response_order::ResponseOrder,
 };
 
 pub type AppSchema = Schema<Query, Mutation, EmptySubscription>;
@@ -49,6 +50,9 @@ fn builder(options: SchemaOptions) -> SchemaBuilder<Query, Mutation, EmptySubscr
         // `limit_directives` counts per field, refusing with no code.
         .extension(OperationLimits::new(options.limits.clone()))
         .extension(CostLimit { max_cost: options.limits.max_cost })
+        // Sees the parsed document (cached or not) and puts each answer's
+        // fields in the order they were asked.
+        .extension(ResponseOrder)
         .limit_recursive_depth(32);
     if options.production {
         builder = builder.disable_introspection().disable_suggestions();

@@ -218,15 +218,21 @@ fn status_of(done: &Done, media: Media) -> (StatusCode, Option<u64>) {
     (status, retry_after)
 }
 
-/// The GraphQL response body; a request error has no `data` entry.
-fn body_of(resp: &async_graphql::Response) -> serde_json::Value {
-    let mut body = serde_json::to_value(resp).unwrap_or_default();
-    if is_request_error(resp)
-        && let Some(obj) = body.as_object_mut()
-    {
-        obj.remove("data");
-    }
-    body
+/// The GraphQL response body, written straight from the executor's values
+/// so that fields keep the order of the selection; a request error has no
+/// `data` entry.
+#[derive(serde::Serialize)]
+struct AnswerBody<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<&'a async_graphql::Value>,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    errors: &'a [async_graphql::ServerError],
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    extensions: &'a std::collections::BTreeMap<String, async_graphql::Value>,
+}
+
+fn body_of(resp: &async_graphql::Response) -> AnswerBody<'_> {
+    AnswerBody { data: (!is_request_error(resp)).then_some(&resp.data), errors: &resp.errors, extensions: &resp.extensions }
 }
 
 fn with_retry_after(mut resp: Response, retry_after: Option<u64>) -> Response {
@@ -245,7 +251,7 @@ fn answer(done: &Done, media: Media) -> Response {
 /// A batch is answered `200` in JSON, one GraphQL response per operation in
 /// order; each keeps its own errors.
 fn answer_batch(done: &[Done]) -> Response {
-    let bodies: Vec<serde_json::Value> = done.iter().map(|d| body_of(&d.response)).collect();
+    let bodies: Vec<AnswerBody<'_>> = done.iter().map(|d| body_of(&d.response)).collect();
     let retry_after = done.iter().filter_map(|d| status_of(d, Media::Json).1).max();
     let body = serde_json::to_vec(&bodies).unwrap_or_default();
     with_retry_after(response::json(Media::Json, StatusCode::OK, body), retry_after)

@@ -188,6 +188,16 @@ on_both_backends! {
         for expected in ["\"Rebrand\"", "\"Rebrand-0.pdf\"", "\"owner@acme.com\"", "\"Northwind\"", "\"sizeBytes\":"] {
             assert!(q2.raw.contains(expected), "{expected} missing from {}", q2.raw);
         }
+        // Fields come in the order they were asked, on both paths.
+        let order = "{ projects(first: 1) { nodes { documents(first: 1) { uploader { email } name } client { name } name id } } }";
+        for instance in [&app, &resolved] {
+            let a = instance.gql_as(&host("acme"), &owner.access, order).await;
+            assert!(
+                a.raw.starts_with(r#"{"data":{"projects":{"nodes":[{"documents":[{"uploader":{"email":"#) && a.raw.contains(r#""client":{"name":"Northwind"},"name":"Rebrand","id":"#),
+                "{}",
+                a.raw
+            );
+        }
         // Most of the corpus is for plans; the rest (versions, errors) declines.
         assert!(planned_some >= 2 * corpus.len(), "only {planned_some} answers came from a plan");
     }
