@@ -1,11 +1,11 @@
 //! Look-ahead planning for the agency's read paths. A list root (`clients`,
 //! `projects`, `documents`) or a single-object root (`client`, `project`,
 //! `document`) reads its whole selection before anything resolves, turns it
-//! into a [`Plan`], fetches the tree in a fixed number of statements (one
-//! per relation asked, whatever the page sizes) and builds the answer's
-//! values directly, in selection order: no resolver future, dataloader
-//! call or per-field extension hook for the thousand fields of a nested
-//! page.
+//! into a plan ([`ConnPlan`], [`Obj`]), fetches the tree in a fixed number
+//! of statements (one per relation asked, whatever the page sizes) and
+//! builds the answer's values directly, in selection order: no resolver
+//! future, dataloader call or per-field extension hook for the thousand
+//! fields of a nested page.
 //!
 //! The plan covers what can be answered from rows alone. Anything else (a
 //! field with side effects such as `downloadUrl`, a nested argument out of
