@@ -277,6 +277,11 @@ class Services:
             AGGIOS_LOG_LEVEL="warn",
             # Eight clients looping as one user from one address.
             AGGIOS_RATE_LIMITS_ENABLED="false",
+            # The verifier looks writes up 50 ids to a query (aliased root
+            # fields); the default operation limits (15 aliases, 10 root
+            # fields) would refuse it and leave every write unverified.
+            AGGIOS_LIMITS_MAX_ALIASES="50",
+            AGGIOS_LIMITS_MAX_ROOT_FIELDS="50",
             AGGIOS_DATABASE_URL=PG_URL,
             AGGIOS_DATABASE_MIGRATION_URL=PG_URL,
             AGGIOS_REDIS_URL=f"redis://127.0.0.1:{REDIS_PORT}",
