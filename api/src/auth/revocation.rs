@@ -331,3 +331,22 @@ fn cut_applies(marker: Option<&Option<Vec<u8>>>, issued_us: i64) -> bool {
         .and_then(|b| std::str::from_utf8(b).ok()?.parse::<i64>().ok())
         .is_some_and(|cut| issued_us < cut)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_revocation_crosses_the_bus_unchanged_and_garbage_is_ignored() {
+        let tenant = Uuid::now_v7();
+        for r in [
+            Revocation { kind: Kind::User, tenant: Some(tenant), subject: Uuid::now_v7(), cut_at_us: 1_764_000_000_123_456 },
+            Revocation { kind: Kind::Admin, tenant: None, subject: Uuid::now_v7(), cut_at_us: 7 },
+        ] {
+            assert_eq!(decode(encode(&r).as_bytes()), Some(r));
+        }
+        for garbage in ["", "revocation", "revocation user - x 1", "tenant p:x", "revocation nobody - 0190a0b0-0000-7000-8000-000000000000 1"] {
+            assert_eq!(decode(garbage.as_bytes()), None, "{garbage}");
+        }
+    }
+}

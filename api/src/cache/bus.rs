@@ -33,6 +33,14 @@ struct Inner {
     /// Since when the subscription has been live without a break.
     live_since: Mutex<Option<Instant>>,
     remote: Option<Remote>,
+    /// Told when the bus is dropped, so that its subscriber stops waiting.
+    closed: Arc<tokio::sync::Notify>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.closed.notify_one();
+    }
 }
 
 struct Remote {
@@ -53,7 +61,12 @@ const RETRY_AFTER: Duration = Duration::from_millis(500);
 impl Bus {
     /// One process: every message reaches every listener at once; always live.
     pub fn local() -> Self {
-        let inner = Inner { listeners: RwLock::default(), live_since: Mutex::new(Some(Instant::now())), remote: None };
+        let inner = Inner {
+            listeners: RwLock::default(),
+            live_since: Mutex::new(Some(Instant::now())),
+            remote: None,
+            closed: Arc::default(),
+        };
         Self { inner: Arc::new(inner) }
     }
 
@@ -65,8 +78,9 @@ impl Bus {
             listeners: RwLock::default(),
             live_since: Mutex::new(None),
             remote: Some(Remote { client, channel }),
+            closed: Arc::default(),
         });
-        tokio::spawn(subscribe_forever(Arc::downgrade(&inner)));
+        tokio::spawn(subscribe_forever(Arc::downgrade(&inner), inner.closed.clone()));
         Ok(Self { inner })
     }
 
@@ -103,7 +117,7 @@ impl Inner {
     }
 }
 
-async fn subscribe_forever(inner: std::sync::Weak<Inner>) {
+async fn subscribe_forever(inner: std::sync::Weak<Inner>, closed: Arc<tokio::sync::Notify>) {
     loop {
         let Some(strong) = inner.upgrade() else { return };
         let Some(remote) = &strong.remote else { return };
@@ -119,7 +133,12 @@ async fn subscribe_forever(inner: std::sync::Weak<Inner>) {
                 tracing::debug!("invalidations are live");
                 let mut messages = pubsub.into_on_message();
                 drop(strong);
-                while let Some(msg) = messages.next().await {
+                loop {
+                    let msg = tokio::select! {
+                        msg = messages.next() => msg,
+                        () = closed.notified() => return,
+                    };
+                    let Some(msg) = msg else { break };
                     let Some(strong) = inner.upgrade() else { return };
                     strong.hear(Heard::Message(msg.get_payload_bytes()));
                 }
@@ -132,5 +151,29 @@ async fn subscribe_forever(inner: std::sync::Weak<Inner>) {
             Ok(Err(_)) | Err(_) => drop(strong),
         }
         tokio::time::sleep(RETRY_AFTER).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    #[test]
+    fn the_in_process_bus_is_live_and_hands_every_message_to_every_listener() {
+        let bus = Bus::local();
+        assert!(bus.live_since().is_some());
+        let heard = Arc::new(AtomicUsize::new(0));
+        for _ in 0..2 {
+            let heard = heard.clone();
+            bus.listen(move |h| {
+                if matches!(h, Heard::Message(b"tenant p:x")) {
+                    heard.fetch_add(1, Ordering::Relaxed);
+                }
+            });
+        }
+        bus.deliver(b"tenant p:x");
+        assert_eq!(heard.load(Ordering::Relaxed), 2);
     }
 }
