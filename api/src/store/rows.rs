@@ -29,10 +29,18 @@ pub trait Row: Sized {
     type Entity: EntityTrait;
     fn entity_columns() -> Vec<<Self::Entity as EntityTrait>::Column>;
     fn decode(row: &QueryResult) -> Result<Self, DbErr>;
+    fn id(&self) -> Uuid;
+}
+
+/// A row read as "the first n of each parent".
+pub trait Child: Row {
+    /// The column naming the parent.
+    const PARENT: &'static str;
+    fn parent(&self) -> Option<Uuid>;
 }
 
 fn at<T: TryGetable>(row: &QueryResult, i: usize) -> Result<T, DbErr> {
-    row.try_get_by_index(i).map_err(Into::into)
+    row.try_get_by_index(i)
 }
 
 #[derive(Debug, Clone)]
@@ -67,6 +75,9 @@ impl Row for ClientRow {
             updated_at: at(r, 7)?,
         })
     }
+    fn id(&self) -> Uuid {
+        self.id
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -100,6 +111,9 @@ impl Row for ProjectRow {
             created_at: at(r, 6)?,
             updated_at: at(r, 7)?,
         })
+    }
+    fn id(&self) -> Uuid {
+        self.id
     }
 }
 
@@ -154,6 +168,23 @@ impl Row for DocumentRow {
             updated_at: at(r, 10)?,
         })
     }
+    fn id(&self) -> Uuid {
+        self.id
+    }
+}
+
+impl Child for ProjectRow {
+    const PARENT: &'static str = "client_id";
+    fn parent(&self) -> Option<Uuid> {
+        Some(self.client_id)
+    }
+}
+
+impl Child for DocumentRow {
+    const PARENT: &'static str = "project_id";
+    fn parent(&self) -> Option<Uuid> {
+        self.project_id
+    }
 }
 
 /// A user as other members see them: never the password hash.
@@ -186,6 +217,9 @@ impl Row for UserRow {
             is_active: at(r, 5)?,
             created_at: at(r, 6)?,
         })
+    }
+    fn id(&self) -> Uuid {
+        self.id
     }
 }
 
@@ -248,14 +282,13 @@ pub async fn by_ids<R: Row>(db: &TenantDb, ids: &[Uuid]) -> Result<Vec<R>, DbErr
     fetch(db, stmt).await
 }
 
-/// The first `n` rows of `R` (by id) of each parent in `parents`, where
-/// `parent` is the column naming the parent: parents in the order given,
-/// each one's rows in id order.
-pub async fn first_of<R: Row>(db: &TenantDb, parent: &'static str, parents: &[Uuid], n: u64) -> Result<Vec<R>, DbErr> {
+/// The first `n` rows of `R` (by id) of each parent in `parents`: each
+/// parent's rows together, in id order.
+pub async fn first_of<R: Child>(db: &TenantDb, parents: &[Uuid], n: u64) -> Result<Vec<R>, DbErr> {
     if parents.is_empty() || n == 0 {
         return Ok(Vec::new());
     }
-    let (cols, table) = (R::COLUMNS, R::TABLE);
+    let (cols, table, parent) = (R::COLUMNS, R::TABLE, R::PARENT);
     let limit = i64::try_from(n).unwrap_or(i64::MAX);
     let stmt = match db.get_database_backend() {
         DbBackend::Postgres => Statement::from_sql_and_values(

@@ -9,13 +9,13 @@ use uuid::Uuid;
 
 use crate::store::{
     TenantDb,
-    rows::{self, ClientRow, DocumentRow, ProjectRow, Row, UserRow},
+    rows::{self, Child, ClientRow, DocumentRow, ProjectRow, Row, UserRow},
 };
 
 /// A loader of rows by id: one statement per batch, shared rows.
 pub struct ById<R>(Arc<TenantDb>, PhantomData<fn() -> R>);
 
-impl<R: Row + HasId + Send + Sync + 'static> Loader<Uuid> for ById<R> {
+impl<R: Row + Send + Sync + 'static> Loader<Uuid> for ById<R> {
     type Value = Arc<R>;
     type Error = Arc<sea_orm::DbErr>;
 
@@ -29,7 +29,7 @@ impl<R: Row + HasId + Send + Sync + 'static> Loader<Uuid> for ById<R> {
 /// statement per batch (with the largest `n` asked).
 pub struct FirstOf<R>(Arc<TenantDb>, PhantomData<fn() -> R>);
 
-impl<R: Row + HasParent + Send + Sync + 'static> Loader<(Uuid, u64)> for FirstOf<R> {
+impl<R: Child + Clone + Send + Sync + 'static> Loader<(Uuid, u64)> for FirstOf<R> {
     type Value = Arc<[R]>;
     type Error = Arc<sea_orm::DbErr>;
 
@@ -38,7 +38,7 @@ impl<R: Row + HasParent + Send + Sync + 'static> Loader<(Uuid, u64)> for FirstOf
         parents.sort_unstable();
         parents.dedup();
         let n = keys.iter().map(|k| k.1).max().unwrap_or(0);
-        let rows = rows::first_of::<R>(self.0.as_ref(), R::PARENT, &parents, n).await.map_err(Arc::new)?;
+        let rows = rows::first_of::<R>(self.0.as_ref(), &parents, n).await.map_err(Arc::new)?;
         let mut by_parent: HashMap<Uuid, Vec<R>> = HashMap::new();
         for row in rows {
             if let Some(p) = row.parent() {
@@ -53,35 +53,6 @@ impl<R: Row + HasParent + Send + Sync + 'static> Loader<(Uuid, u64)> for FirstOf
                 ((p, n), rows)
             })
             .collect())
-    }
-}
-
-pub trait HasId {
-    fn id(&self) -> Uuid;
-}
-
-/// A child row and the column naming its parent.
-pub trait HasParent: Clone {
-    const PARENT: &'static str;
-    fn parent(&self) -> Option<Uuid>;
-}
-
-macro_rules! has_id {
-    ($($t:ty),*) => { $(impl HasId for $t { fn id(&self) -> Uuid { self.id } })* };
-}
-has_id!(ClientRow, ProjectRow, DocumentRow, UserRow);
-
-impl HasParent for ProjectRow {
-    const PARENT: &'static str = "client_id";
-    fn parent(&self) -> Option<Uuid> {
-        Some(self.client_id)
-    }
-}
-
-impl HasParent for DocumentRow {
-    const PARENT: &'static str = "project_id";
-    fn parent(&self) -> Option<Uuid> {
-        self.project_id
     }
 }
 

@@ -21,7 +21,7 @@ use crate::{
     store::{
         TenantDb,
         page::{Page, cursor},
-        rows::{self, ClientRow, DocumentRow, ProjectRow, UserRow},
+        rows::{self, Child as _, ClientRow, DocumentRow, ProjectRow, Row as _, UserRow},
     },
 };
 
@@ -41,10 +41,10 @@ any_row_from!(Client(ClientRow), Project(ProjectRow), Document(DocumentRow), Use
 impl AnyRow {
     fn id(&self) -> Uuid {
         match self {
-            AnyRow::Client(r) => r.id,
-            AnyRow::Project(r) => r.id,
-            AnyRow::Document(r) => r.id,
-            AnyRow::User(r) => r.id,
+            AnyRow::Client(r) => r.id(),
+            AnyRow::Project(r) => r.id(),
+            AnyRow::Document(r) => r.id(),
+            AnyRow::User(r) => r.id(),
         }
     }
 
@@ -65,8 +65,8 @@ impl AnyRow {
     /// For a child of a relation to many, its parent.
     fn parent(&self) -> Option<Uuid> {
         match self {
-            AnyRow::Project(p) => Some(p.client_id),
-            AnyRow::Document(d) => d.project_id,
+            AnyRow::Project(p) => p.parent(),
+            AnyRow::Document(d) => d.parent(),
             _ => None,
         }
     }
@@ -155,8 +155,8 @@ async fn fetch(db: &TenantDb, rel: Rel, child: &Obj, parents: &[AnyRow]) -> Buil
         Rel::ProjectClient | Rel::DocumentClient => wrap(rows::by_ids::<ClientRow>(db, &keys).await?),
         Rel::DocumentProject => wrap(rows::by_ids::<ProjectRow>(db, &keys).await?),
         Rel::DocumentUploader => wrap(rows::by_ids::<UserRow>(db, &keys).await?),
-        Rel::ClientProjects(n) => wrap(rows::first_of::<ProjectRow>(db, "client_id", &keys, n).await?),
-        Rel::ProjectDocuments(n) => wrap(rows::first_of::<DocumentRow>(db, "project_id", &keys, n).await?),
+        Rel::ClientProjects(n) => wrap(rows::first_of::<ProjectRow>(db, &keys, n).await?),
+        Rel::ProjectDocuments(n) => wrap(rows::first_of::<DocumentRow>(db, &keys, n).await?),
     };
     let Some(values) = objects(db, child, &rows).await? else { return Ok(None) };
     Ok(Some(match rel {
@@ -189,7 +189,7 @@ fn objects<'a>(db: &'a TenantDb, obj: &'a Obj, rows: &'a [AnyRow]) -> BoxFuture<
         for row in rows {
             let typed = has_scalars.then(|| Typed::of(row));
             let mut map = IndexMap::with_capacity(obj.fields.len());
-            let mut next = fetched.iter();
+            let mut next = fetched.iter_mut();
             for (key, pick) in &obj.fields {
                 let value = match pick {
                     Pick::Typename => typename.clone(),
@@ -200,7 +200,10 @@ fn objects<'a>(db: &'a TenantDb, obj: &'a Obj, rows: &'a [AnyRow]) -> BoxFuture<
                     Pick::Rel(rel, _) => {
                         let key = row.key(*rel);
                         match (next.next(), key) {
-                            (Some(Fetched::Many(m)), Some(k)) => Value::List(m.get(&k).cloned().unwrap_or_default()),
+                            // Each parent appears once among `rows` (a page,
+                            // rows by id, or children of one parent each), so
+                            // its children move out rather than being copied.
+                            (Some(Fetched::Many(m)), Some(k)) => Value::List(m.remove(&k).unwrap_or_default()),
                             (Some(Fetched::One(m)), Some(k)) => match m.get(&k) {
                                 Some(v) => v.clone(),
                                 // A project's client is required: gone, it is the resolvers' error.
