@@ -6,6 +6,7 @@ pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod events;
 pub mod files;
 pub mod graphql;
 pub mod http;

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::{
     auth::Principal,
+    events::{Change, ChangeKind, Outbox, Topic},
     error::{ApiError, ApiResult},
     store::{Database, TenantDb, sessions::ClientInfo},
     tenancy::{ResolvedTenant, Tenant},
@@ -65,8 +66,19 @@ impl RequestContext {
 
     /// Records an audit event in the request's transaction, as the request's
     /// principal: it commits with the change or not at all.
+    /// Owners and admins following the audit trail live hear of it once
+    /// the change commits.
     pub async fn audit(&self, event: crate::store::audit::Event<'_>) -> ApiResult<()> {
-        crate::store::audit::record(self.db()?, self.principal.actor(), &self.request_id, event).await
+        let db = self.db()?;
+        let id = crate::store::audit::record(db, self.principal.actor(), &self.request_id, event).await?;
+        self.announce(Change::new(db.tenant(), Topic::Audit, ChangeKind::Created, id));
+        Ok(())
+    }
+
+    /// A change this request made, published to live subscribers once (and
+    /// only if) its transaction commits.
+    pub fn announce(&self, change: Change) {
+        self.extension_or_insert_with(Outbox::default).push(change);
     }
 
     /// The operation may write (it is not a query): the request's tenant

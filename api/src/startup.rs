@@ -38,7 +38,12 @@ impl Application {
         let db = self.state.db.clone();
         // Boxed: the middleware stack's type nests too deep for rustc to lay
         // out the connection future in a release build.
+        let stopping = self.state.stopping.clone();
         let routes = poem::EndpointExt::boxed(http::routes(self.state));
+        let shutdown = async move {
+            shutdown.await;
+            stopping.cancel();
+        };
         let result = http::server::serve(self.listener, routes, limits, shutdown).await;
         // A statement cut by the shutdown may hold its connection a while;
         // the process does not wait on it.

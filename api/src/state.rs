@@ -35,6 +35,9 @@ pub struct AppState {
     pub identity: Identity,
     pub persisted: Persisted,
     pub rate_limits: RateLimits,
+    /// Cancelled when the server begins to stop: long-lived connections
+    /// (subscriptions) close then instead of holding the shutdown.
+    pub stopping: tokio_util::sync::CancellationToken,
 }
 
 impl AppState {
@@ -81,7 +84,19 @@ impl AppState {
         let rate_limits = RateLimits::new(settings.rate_limits.clone(), cache.clone());
         let shared = settings.redis.url.is_some().then(|| cache.clone());
         let persisted = Persisted::new(db.clone(), shared, &settings.persisted_queries);
-        Ok(Self { settings: Arc::new(settings), db, cache, objects, tenants, auth, files, identity, persisted, rate_limits })
+        Ok(Self {
+            settings: Arc::new(settings),
+            db,
+            cache,
+            objects,
+            tenants,
+            auth,
+            files,
+            identity,
+            persisted,
+            rate_limits,
+            stopping: tokio_util::sync::CancellationToken::new(),
+        })
     }
 }
 

@@ -50,6 +50,32 @@ pub async fn authenticate(
     db: Option<&TenantDb>,
     creds: Credentials<'_>,
 ) -> ApiResult<Principal> {
+    authenticate_access(auth, resolved, db, creds).await.map(|a| a.principal)
+}
+
+/// Who a credential acts as, and for how long: what a long-lived connection
+/// (a subscription's WebSocket) keeps checking.
+#[derive(Debug, Clone)]
+pub struct Access {
+    pub principal: Principal,
+    /// When its access token was issued (µs); `None` for an API key or no one.
+    pub issued_us: Option<i64>,
+    /// When its access token expires (seconds since the epoch).
+    pub expires_at: Option<i64>,
+}
+
+impl Access {
+    fn lasting(principal: Principal) -> Self {
+        Self { principal, issued_us: None, expires_at: None }
+    }
+}
+
+pub async fn authenticate_access(
+    auth: &Auth,
+    resolved: &ResolvedTenant,
+    db: Option<&TenantDb>,
+    creds: Credentials<'_>,
+) -> ApiResult<Access> {
     let bearer = match creds.authorization {
         None => None,
         Some(h) => Some(
@@ -61,22 +87,24 @@ pub async fn authenticate(
         ),
     };
     match (bearer, creds.api_key) {
-        (None, None) => Ok(Principal::Anonymous),
+        (None, None) => Ok(Access::lasting(Principal::Anonymous)),
         (Some(_), Some(_)) => Err(ApiError::Unauthenticated),
-        (None, Some(key)) => api_key_principal(auth, resolved, db, key).await,
-        (Some(token), None) if token.starts_with("agk_") => api_key_principal(auth, resolved, db, token).await,
+        (None, Some(key)) => api_key_principal(auth, resolved, db, key).await.map(Access::lasting),
+        (Some(token), None) if token.starts_with("agk_") => api_key_principal(auth, resolved, db, token).await.map(Access::lasting),
         (Some(token), None) => {
             let tenant = resolved.tenant.as_ref().map(|t| t.id);
-            match auth.tokens.verify(token, tenant)? {
+            let (verified, expires_at) = auth.tokens.verify_until(token, tenant)?;
+            let (principal, issued_us) = match verified {
                 Verified::User { principal, issued_us } => {
                     auth.revocations.check_user(&principal, issued_us).await?;
-                    Ok(Principal::User(principal))
+                    (Principal::User(principal), issued_us)
                 }
                 Verified::Admin { principal, issued_us } => {
                     auth.revocations.check_admin(&principal, issued_us).await?;
-                    Ok(Principal::PlatformAdmin(principal))
+                    (Principal::PlatformAdmin(principal), issued_us)
                 }
-            }
+            };
+            Ok(Access { principal, issued_us: Some(issued_us), expires_at: Some(expires_at) })
         }
     }
 }

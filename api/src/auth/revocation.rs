@@ -280,6 +280,19 @@ impl Revocations {
         Ok(())
     }
 
+    /// Whether access that began at `since_us` (a token's issue, or an API
+    /// key connection's start) has ended, by the local copy alone (no I/O;
+    /// it reloads every second): for connections that outlive requests.
+    pub fn ended_locally(&self, principal: &super::Principal, since_us: i64) -> bool {
+        let known = read(&self.inner.known);
+        match principal {
+            super::Principal::User(u) => known.refuses_user(u, since_us),
+            super::Principal::ApiKey(k) => known.tenants.get(&k.tenant_id).is_some_and(|cut| since_us < *cut),
+            super::Principal::PlatformAdmin(a) => known.admins.get(&a.admin_id).is_some_and(|cut| since_us < *cut),
+            super::Principal::Anonymous => false,
+        }
+    }
+
     /// The shared markers of `which`, or none when the cache cannot answer:
     /// the local copy has already been checked.
     async fn shared_markers(&self, which: &[Revocation]) -> Vec<Option<Vec<u8>>> {

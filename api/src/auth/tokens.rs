@@ -93,7 +93,13 @@ impl Tokens {
             let mut footer = Footer::new();
             footer.key_id(kid);
             let token = public::sign(key, &claims, Some(&footer), None)?;
-            let expires = chrono::Duration::from_std(self.ttl).map(|d| now + d).unwrap_or(now);
+            // What the token says, to the second: a client told a later
+            // instant would see its token refused before it expected.
+            let expires = claims
+                .get_claim("exp")
+                .and_then(|v| v.as_str())
+                .and_then(|e| DateTime::parse_from_rfc3339(e).ok())
+                .map_or(now, |e| e.with_timezone(&Utc));
             Ok((token, expires))
         };
         build().map_err(|e| ApiError::internal(anyhow::anyhow!("signing a token: {e:?}")))
@@ -132,6 +138,11 @@ impl Tokens {
     /// Verifies signature, key, issuer, audience and validity times. Every
     /// failure is `UNAUTHENTICATED`, whatever the token was.
     pub fn verify(&self, token: &str, audience: Option<Uuid>) -> ApiResult<Verified> {
+        self.verify_until(token, audience).map(|(verified, _)| verified)
+    }
+
+    /// [`Self::verify`], and when the token expires (seconds since the epoch).
+    pub fn verify_until(&self, token: &str, audience: Option<Uuid>) -> ApiResult<(Verified, i64)> {
         let now = Utc::now().timestamp();
         let key = (token.to_owned(), audience);
         {
@@ -139,7 +150,7 @@ impl Tokens {
             if let Some((verified, expires)) = verdicts.get(&key)
                 && now < *expires
             {
-                return Ok(verified.clone());
+                return Ok((verified.clone(), *expires));
             }
         }
         let (verified, expires) = self.verify_inner(token, audience).ok_or(ApiError::Unauthenticated)?;
@@ -151,7 +162,14 @@ impl Tokens {
             }
         }
         verdicts.insert(key, (verified.clone(), expires));
-        Ok(verified)
+        Ok((verified, expires))
+    }
+
+    /// Whether `token` is one of ours whose validity has run out (to tell
+    /// a client why it was refused).
+    pub fn is_expired(&self, token: &str) -> bool {
+        let exp = self.open(token).and_then(|c| c.get_claim("exp").and_then(|v| v.as_str()).and_then(|e| DateTime::parse_from_rfc3339(e).ok()));
+        exp.is_some_and(|exp| exp.timestamp() <= Utc::now().timestamp())
     }
 
     /// The claims of a token signed by a key of the ring; `None` for

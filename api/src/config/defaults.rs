@@ -87,6 +87,7 @@ impl Default for Settings {
             rate_limits: RateLimitSettings::default(),
             persisted_queries: PersistedQuerySettings::default(),
             limits: super::LimitsSettings::default(),
+            subscriptions: super::SubscriptionSettings::default(),
         }
     }
 }

@@ -9,6 +9,7 @@ mod defaults;
 mod limits;
 mod persisted_queries;
 mod rate_limits;
+mod subscriptions;
 mod validate;
 
 use figment::{
@@ -21,9 +22,10 @@ use serde::{Deserialize, Serialize};
 pub use limits::LimitsSettings;
 pub use persisted_queries::PersistedQuerySettings;
 pub use rate_limits::RateLimitSettings;
+pub use subscriptions::SubscriptionSettings;
 
 /// Top-level sections; `AGGIOS_<SECTION>_<KEY>` maps to `<section>.<key>`.
-const SECTIONS: &[&str] = &["server", "database", "redis", "storage", "log", "auth", "limits", "rate_limits", "persisted_queries"];
+const SECTIONS: &[&str] = &["server", "database", "redis", "storage", "log", "auth", "limits", "rate_limits", "persisted_queries", "subscriptions"];
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -39,6 +41,7 @@ pub struct Settings {
     pub rate_limits: RateLimitSettings,
     pub persisted_queries: PersistedQuerySettings,
     pub limits: LimitsSettings,
+    pub subscriptions: SubscriptionSettings,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]

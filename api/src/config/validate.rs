@@ -128,6 +128,7 @@ impl Settings {
             return Err(invalid("log.level", "not a valid filter such as `info` or `info,aggios=debug`"));
         }
         self.persisted_queries.validate()?;
+        self.subscriptions.validate()?;
         self.limits.validate()?;
         Ok(())
     }

@@ -14,6 +14,8 @@ pub enum Limit {
     /// resolve, and the cost itself is only known after validation.
     Selections,
     BatchOperations,
+    /// Subscriptions running on one WebSocket connection.
+    Subscriptions,
 }
 
 impl Limit {
@@ -25,6 +27,7 @@ impl Limit {
             Self::Tokens => "QUERY_TOO_MANY_TOKENS",
             Self::Selections => "QUERY_TOO_COMPLEX",
             Self::BatchOperations => "BATCH_TOO_LARGE",
+            Self::Subscriptions => "TOO_MANY_SUBSCRIPTIONS",
         }
     }
 
@@ -37,6 +40,7 @@ impl Limit {
             Self::Tokens => "tokens",
             Self::Selections => "selections",
             Self::BatchOperations => "operations",
+            Self::Subscriptions => "subscriptions",
         }
     }
 
@@ -58,6 +62,9 @@ impl Limit {
                 "once its fragments are spread where they are used, the operation holds {found} selections, and one request may hold {max} (its cost budget): spread fragments fewer times"
             ),
             Self::BatchOperations => format!("a batch may hold at most {max} operations and this one has {found}; split it"),
+            Self::Subscriptions => format!(
+                "this connection already runs {found} subscriptions and the limit is {max}: complete one first, or open another connection"
+            ),
         }
     }
 }

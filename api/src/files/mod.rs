@@ -46,6 +46,7 @@ use crate::{
     auth::tokens::Tokens,
     config::StorageSettings,
     error::{ApiError, ApiResult},
+    events::{Change, ChangeKind, Topic},
     objects::{self, Objects, StorageError},
     request::RequestContext,
     store::{self, Database, TenantDb, audit::Event, validate},
@@ -253,7 +254,23 @@ async fn record_new(
         })),
     })
     .await?;
+    announce_document(r, &doc, ChangeKind::Created, Some(1)).await?;
     Ok(doc)
+}
+
+/// Tells live subscribers of `doc`'s change once the request commits; a
+/// project's document belongs to the project's client too.
+pub async fn announce_document(r: &RequestContext, doc: &documents::Model, kind: ChangeKind, version: Option<i32>) -> ApiResult<()> {
+    let db = r.db()?;
+    let client = match (doc.client_id, doc.project_id) {
+        (Some(c), _) => Some(c),
+        (None, Some(p)) => store::projects::by_id(db, p).await?.map(|p| p.client_id),
+        (None, None) => None,
+    };
+    let mut change = Change::new(db.tenant(), Topic::Document, kind, doc.id).client(client).project(doc.project_id);
+    change.version = version;
+    r.announce(change);
+    Ok(())
 }
 
 /// A new version of an existing document from an uploaded (staged) file.
@@ -297,6 +314,7 @@ async fn record_version(files: &Files, r: &RequestContext, document_id: Uuid, by
         })),
     })
     .await?;
+    announce_document(r, &doc, ChangeKind::VersionAdded, Some(version)).await?;
     Ok(doc)
 }
 
@@ -353,6 +371,7 @@ pub fn open_grant<G: Grant>(files: &Files, tenant: Uuid, token: &str) -> Option<
 /// and the sweeper removes them; the quota is given back at once.
 pub async fn delete_document(r: &RequestContext, id: Uuid) -> ApiResult<()> {
     let db = r.db()?.as_ref();
+    let doc = store::documents::by_id(db, id).await?.ok_or(ApiError::NotFound("document"))?;
     let versions = versions_of(db, id).await?;
     document_versions::Entity::delete_many()
         .filter(document_versions::Column::TenantId.eq(db.tenant()))
@@ -363,6 +382,7 @@ pub async fn delete_document(r: &RequestContext, id: Uuid) -> ApiResult<()> {
         return Err(ApiError::NotFound("document"));
     }
     quota::recount_usage(db).await?;
+    announce_document(r, &doc, ChangeKind::Deleted, None).await?;
     r.audit(Event {
         action: "document.delete",
         target_type: "document",

@@ -16,6 +16,7 @@ pub mod request_errors;
 mod response_order;
 mod schema;
 pub mod shape;
+pub mod subscription;
 pub mod types;
 
 pub use schema::{AppSchema, SchemaOptions, build_schema, serving_schema};

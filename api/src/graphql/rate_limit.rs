@@ -2,7 +2,8 @@
 //! it is validated and before any resolver runs: a query its complexity (the
 //! cost `limits` computed, so a page of 100 weighs what it costs), a
 //! mutation one unit per root field, `signUp`, `login` and `platformLogin`
-//! to the address's sign-up and sign-in budgets. A refusal is a request
+//! to the address's sign-up and sign-in budgets, a subscription its
+//! complexity once when it starts. A refusal is a request
 //! error with `RATE_LIMITED`, which the HTTP layer answers `429`.
 //!
 //! The operation is read right after parsing and charged after validation,
@@ -77,6 +78,10 @@ impl Extension for PerRequest {
         else {
             return Ok(result);
         };
+        // A subscription is charged once, when it starts; not per event.
+        if ctx.data_opt::<super::subscription::Delivered>().is_some() {
+            return Ok(result);
+        }
         let stage = match operation {
             Operation::Query => Stage::Query { cost: u64::try_from(result.complexity).unwrap_or(u64::MAX) },
             Operation::Mutation(f) => Stage::Mutation { sign_ups: f.sign_ups, sign_ins: f.sign_ins, others: f.others },
@@ -109,7 +114,8 @@ fn operation(doc: &ExecutableDocument, name: Option<&str>) -> Option<Operation> 
             }
             Some(Operation::Mutation(fields))
         }
-        OperationType::Subscription => None,
+        // Charged like a query, when it starts (see `validation`).
+        OperationType::Subscription => Some(Operation::Query),
     }
 }
 

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use async_graphql::{EmptySubscription, Schema, SchemaBuilder};
+use async_graphql::{Schema, SchemaBuilder};
 
 use crate::config::LimitsSettings;
 
@@ -14,9 +14,10 @@ use super::{
     rate_limit::RateLimit,
     request_errors::RequestErrors,
     response_order::ResponseOrder,
+    subscription::Subscription,
 };
 
-pub type AppSchema = Schema<Query, Mutation, EmptySubscription>;
+pub type AppSchema = Schema<Query, Mutation, Subscription>;
 
 #[derive(Debug, Clone)]
 pub struct SchemaOptions {
@@ -37,8 +38,8 @@ pub fn serving_schema(options: SchemaOptions, documents: Arc<DocumentCache>) -> 
     builder(options).extension(DocumentCacheExtension(documents.clone())).data(documents).finish()
 }
 
-fn builder(options: SchemaOptions) -> SchemaBuilder<Query, Mutation, EmptySubscription> {
-    let mut builder = Schema::build(Query::default(), Mutation::default(), EmptySubscription)
+fn builder(options: SchemaOptions) -> SchemaBuilder<Query, Mutation, Subscription> {
+    let mut builder = Schema::build(Query::default(), Mutation::default(), Subscription)
         .extension(RequestErrors)
         // Outside every other check: it charges an operation only once
         // those inside it (limits, cost) have let it through.

@@ -58,6 +58,12 @@ impl Cors {
     }
 }
 
+/// Whether the request's `Origin` may call this host, as decided here for
+/// every request: what a WebSocket handshake, which browsers send from any
+/// page without a preflight, checks before it accepts.
+#[derive(Debug, Clone, Copy)]
+pub struct OriginVerdict(pub bool);
+
 fn vary(resp: &mut Response, on: &'static str) {
     resp.headers_mut().append(header::VARY, HeaderValue::from_static(on));
 }
@@ -84,6 +90,8 @@ pub async fn with_cors<E: Endpoint>(next: E, req: Request, cors: Arc<Cors>) -> R
         vary(&mut resp, "origin, access-control-request-method, access-control-request-headers");
         return Ok(resp);
     }
+    let mut req = req;
+    req.extensions_mut().insert(OriginVerdict(allowed));
     let mut resp = next.call(req).await?.into_response();
     grant(&mut resp, origin.filter(|_| allowed));
     vary(&mut resp, "origin");

@@ -8,20 +8,29 @@ use std::sync::Arc;
 use async_graphql::{BatchRequest, Pos, Value, parser::types::OperationType};
 
 use poem::{
-    Body, Request, Response, handler,
+    Body, FromRequest as _, IntoResponse as _, Request, Response, handler,
     http::{HeaderValue, Method, StatusCode, header},
-    web::Data,
+    web::{
+        Data,
+        websocket::{WebSocket, WebSocketConfig},
+    },
 };
 
 use super::{
-    csrf, documents, graphql_body, pipeline,
+    csrf, documents, graphql_body,
+    live::Live,
+    pipeline,
     response::{self, Media},
+    ws,
 };
 use crate::{error::ApiError, graphql::AppSchema, request::RequestContext, state::AppState};
 
 #[handler]
-pub async fn graphql(req: &Request, Data(state): Data<&AppState>, Data(schema): Data<&AppSchema>, body: Body) -> Response {
+pub async fn graphql(req: &Request, Data(state): Data<&AppState>, Data(schema): Data<&AppSchema>, Data(live): Data<&Live>, body: Body) -> Response {
     let media = Media::of(req);
+    if req.method() == Method::GET && ws::is_upgrade(req) {
+        return subscribe(req, live, media).await;
+    }
     match serve(req, state, schema, body, media).await {
         Ok(resp) => resp,
         Err(e) => {
@@ -31,6 +40,25 @@ pub async fn graphql(req: &Request, Data(state): Data<&AppState>, Data(schema): 
             resp
         }
     }
+}
+
+/// A WebSocket for subscriptions (see `ws`); an unknown agency's host is
+/// refused before the upgrade.
+async fn subscribe(req: &Request, live: &Live, media: Media) -> Response {
+    let handshake = match ws::handshake(req, live).await {
+        Ok(h) => h,
+        Err(e) => return response::error(e, media),
+    };
+    let socket = match WebSocket::from_request_without_body(req).await {
+        Ok(s) => s,
+        Err(e) => return e.into_response(),
+    };
+    let max = live.settings().max_message_bytes;
+    let mut config = WebSocketConfig::default();
+    config.max_message_size = Some(max);
+    config.max_frame_size = Some(max);
+    let live = live.clone();
+    socket.protocols([ws::PROTOCOL]).config(config).on_upgrade(move |s| ws::serve(live, handshake, s)).into_response()
 }
 
 async fn serve(req: &Request, state: &AppState, schema: &AppSchema, body: Body, media: Media) -> Result<Response, ApiError> {
@@ -222,7 +250,7 @@ fn status_of(done: &Done, media: Media) -> (StatusCode, Option<u64>) {
 /// so that fields keep the order of the selection; a request error has no
 /// `data` entry.
 #[derive(serde::Serialize)]
-struct AnswerBody<'a> {
+pub(super) struct AnswerBody<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     data: Option<&'a async_graphql::Value>,
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
@@ -231,7 +259,7 @@ struct AnswerBody<'a> {
     extensions: &'a std::collections::BTreeMap<String, async_graphql::Value>,
 }
 
-fn body_of(resp: &async_graphql::Response) -> AnswerBody<'_> {
+pub(super) fn body_of(resp: &async_graphql::Response) -> AnswerBody<'_> {
     AnswerBody { data: (!is_request_error(resp)).then_some(&resp.data), errors: &resp.errors, extensions: &resp.extensions }
 }
 

@@ -14,6 +14,7 @@ mod files;
 mod graphql;
 mod graphql_body;
 mod health;
+mod live;
 mod multipart;
 mod pipeline;
 pub mod playground;
@@ -22,6 +23,7 @@ mod request_id;
 pub mod response;
 mod security_headers;
 pub mod server;
+mod ws;
 
 use std::sync::Arc;
 
@@ -48,6 +50,7 @@ pub fn routes(state: AppState) -> impl Endpoint<Output = poem::Response> {
     let documents = Arc::new(DocumentCache::new(pq.document_cache_bytes, pq.max_document_bytes));
     let options = SchemaOptions { production: state.settings.is_production(), limits: state.settings.limits.clone() };
     let schema = serving_schema(options, documents);
+    let live = live::Live::start(schema.clone(), state.clone());
     Route::new()
         .at("/graphql", get(graphql::graphql).post(graphql::graphql).around(rate_limit::with_headers))
         .at("/playground", get(playground::index))
@@ -58,6 +61,7 @@ pub fn routes(state: AppState) -> impl Endpoint<Output = poem::Response> {
         .at("/readyz", get(health::readyz))
         .data(state)
         .data(schema)
+        .data(live)
         .around(api_version::with_api_version)
         .around(move |ep, req| cors::with_cors(ep, req, cors.clone()))
         .around(move |ep, req| security_headers::with_security_headers(ep, req, security.clone()))

@@ -70,6 +70,7 @@ pub async fn end(ctx: &RequestContext, state: &AppState, commit: bool) -> Result
     let finished = ctx.finish(commit).await;
     crate::files::after_request(&state.files, ctx, commit && finished.is_ok()).await;
     crate::persisted::after_request(&state.persisted, ctx, commit && finished.is_ok());
+    crate::events::after_request(state.cache.as_ref(), ctx.extension::<crate::events::Outbox>().as_deref(), commit && finished.is_ok()).await;
     finished.map_err(|e| if commit && crate::error::db_unreachable(&e) { ApiError::OutcomeUnknown } else { ApiError::from(e) })
 }
 

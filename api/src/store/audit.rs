@@ -21,11 +21,13 @@ pub struct Event<'a> {
     pub changes: Option<serde_json::Value>,
 }
 
-/// `actor`: the acting user and/or API key (`Principal::actor`).
-pub async fn record(db: &TenantDb, actor: (Option<Uuid>, Option<Uuid>), request_id: &str, event: Event<'_>) -> ApiResult<()> {
+/// `actor`: the acting user and/or API key (`Principal::actor`). Returns
+/// the new event's id.
+pub async fn record(db: &TenantDb, actor: (Option<Uuid>, Option<Uuid>), request_id: &str, event: Event<'_>) -> ApiResult<Uuid> {
     let (user, key) = actor;
+    let id = Uuid::now_v7();
     ae::Entity::insert(ae::ActiveModel {
-        id: Set(Uuid::now_v7()),
+        id: Set(id),
         tenant_id: Set(db.tenant()),
         actor_user_id: Set(user),
         actor_api_key_id: Set(key),
@@ -38,7 +40,7 @@ pub async fn record(db: &TenantDb, actor: (Option<Uuid>, Option<Uuid>), request_
     })
     .exec_without_returning(db)
     .await?;
-    Ok(())
+    Ok(id)
 }
 
 #[derive(Debug, Default)]
@@ -74,4 +76,8 @@ pub async fn list(db: &TenantDb, filter: &Filter, page: &PageArgs) -> ApiResult<
     }
     let rows = window.apply(q, ae::Column::Id).all(db).await?;
     Ok(window.finish(rows))
+}
+
+pub async fn by_id(db: &TenantDb, id: Uuid) -> ApiResult<Option<ae::Model>> {
+    Ok(ae::Entity::find_by_id(id).filter(ae::Column::TenantId.eq(db.tenant())).one(db).await?)
 }

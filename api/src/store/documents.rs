@@ -1,7 +1,7 @@
 //! Document records of one tenant (the bytes arrive with object storage).
 
 use chrono::Utc;
-use entity::{document_versions, documents};
+use entity::{document_versions, documents, projects};
 use sea_orm::{ActiveModelTrait as _, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QuerySelect as _};
 use uuid::Uuid;
 
@@ -94,4 +94,32 @@ pub async fn list(db: &TenantDb, filter: &Filter, page: &PageArgs) -> ApiResult<
     let q = filter.common.apply(q, documents::Column::Name, documents::Column::CreatedAt);
     let rows = super::rows::page(db, window.apply(q, documents::Column::Id)).await?;
     Ok(window.finish(rows))
+}
+
+/// The documents a cascading delete of `client` (`project` when `None`)
+/// takes with it, as (document, its project): whose deletion to announce.
+pub async fn under(db: &TenantDb, client: Option<Uuid>, project: Option<Uuid>) -> ApiResult<Vec<(Uuid, Option<Uuid>)>> {
+    let t = db.tenant();
+    let mut q = documents::Entity::find().filter(documents::Column::TenantId.eq(t));
+    q = match (client, project) {
+        (Some(c), _) => {
+            let projects = projects::Entity::find()
+                .filter(projects::Column::TenantId.eq(t))
+                .filter(projects::Column::ClientId.eq(c))
+                .select_only()
+                .column(projects::Column::Id)
+                .into_tuple::<Uuid>()
+                .all(db)
+                .await?;
+            q.filter(sea_orm::Condition::any().add(documents::Column::ClientId.eq(c)).add(documents::Column::ProjectId.is_in(projects)))
+        }
+        (None, Some(p)) => q.filter(documents::Column::ProjectId.eq(p)),
+        (None, None) => return Ok(Vec::new()),
+    };
+    Ok(q.select_only()
+        .column(documents::Column::Id)
+        .column(documents::Column::ProjectId)
+        .into_tuple::<(Uuid, Option<Uuid>)>()
+        .all(db)
+        .await?)
 }

@@ -3,7 +3,7 @@
 use chrono::Utc;
 use entity::{documents, projects};
 use sea_orm::{
-    ActiveModelTrait as _, ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait as _, QueryFilter,
+    ActiveModelTrait as _, ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait as _, QueryFilter, QuerySelect as _,
 };
 use uuid::Uuid;
 
@@ -84,4 +84,16 @@ pub async fn list(db: &TenantDb, filter: &Filter, page: &PageArgs) -> ApiResult<
     let q = filter.common.apply(q, projects::Column::Name, projects::Column::CreatedAt);
     let rows = super::rows::page(db, window.apply(q, projects::Column::Id)).await?;
     Ok(window.finish(rows))
+}
+
+/// The ids of `client`'s projects (what a cascading delete takes with it).
+pub async fn ids_of_client(db: &TenantDb, client: Uuid) -> ApiResult<Vec<Uuid>> {
+    Ok(projects::Entity::find()
+        .filter(projects::Column::TenantId.eq(db.tenant()))
+        .filter(projects::Column::ClientId.eq(client))
+        .select_only()
+        .column(projects::Column::Id)
+        .into_tuple::<Uuid>()
+        .all(db)
+        .await?)
 }

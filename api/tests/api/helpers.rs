@@ -673,3 +673,34 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest as _;
     sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
+
+/// A `TestApp`'s routes served on a real loopback socket (for WebSockets),
+/// until dropped.
+pub struct Listening {
+    pub port: u16,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Drop for Listening {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+impl TestApp {
+    pub async fn listen(&self) -> Listening {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let limits = http::server::Limits::from_settings(&self.settings.server);
+        let routes = http::routes(self.state.clone()).boxed();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let stopping = self.state.stopping.clone();
+        tokio::spawn(http::server::serve(listener, routes, limits, async move {
+            let _ = rx.await;
+            stopping.cancel();
+        }));
+        Listening { port, stop: Some(tx) }
+    }
+}

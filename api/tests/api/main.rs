@@ -31,5 +31,6 @@ mod request_id;
 mod rls;
 mod schema;
 mod sqlite_writers;
+mod subscriptions;
 mod tenancy;
 mod tokens;

@@ -14,6 +14,7 @@ use crate::{
             enum_name,
         },
     },
+    events::{Change, ChangeKind, Topic},
     files::{self, Owner},
     state::AppState,
     store::{self, audit::Event, validate},
@@ -31,6 +32,14 @@ fn owner(project: Option<&ID>, client: Option<&ID>) -> ApiResult<Owner> {
 
 async fn audit(r: &RequestContext, action: &str, target_type: &str, target: uuid::Uuid, changes: Option<Value>) -> ApiResult<()> {
     r.audit(Event { action, target_type, target_id: Some(target), changes }).await
+}
+
+/// Tells live subscribers of a client's or project's change once the
+/// request commits.
+fn announce(r: &RequestContext, topic: Topic, kind: ChangeKind, id: uuid::Uuid, client: uuid::Uuid) -> ApiResult<()> {
+    let project = (topic == Topic::Project).then_some(id);
+    r.announce(Change::new(r.db()?.tenant(), topic, kind, id).client(Some(client)).project(project));
+    Ok(())
 }
 
 /// `{ field: value }` of what an update set.
@@ -83,6 +92,7 @@ impl DomainMutation {
         let client = store::clients::create(r.db()?, model, r.principal.actor().0).await?;
         let changes = json!({ "name": client.name, "email": client.email, "phone": client.phone, "status": client.status });
         audit(r, "client.create", "client", client.id, Some(changes)).await?;
+        announce(r, Topic::Client, ChangeKind::Created, client.id, client.id)?;
         Ok(client.into())
     }
 
@@ -117,6 +127,7 @@ impl DomainMutation {
         }
         let client = store::clients::update(db, model).await?;
         audit(r, "client.update", "client", client.id, changes.into_value()).await?;
+        announce(r, Topic::Client, ChangeKind::Updated, client.id, client.id)?;
         Ok(client.into())
     }
 
@@ -126,9 +137,22 @@ impl DomainMutation {
     async fn delete_client(&self, ctx: &Context<'_>, id: ID, #[graphql(default = false)] cascade: bool) -> async_graphql::Result<bool> {
         let r = request(ctx)?;
         let id = parse_id(&id, "client")?;
+        // What a cascade takes along, read first: its deletions are announced too.
+        let (projects, documents) = if cascade {
+            (store::projects::ids_of_client(r.db()?, id).await?, store::documents::under(r.db()?, Some(id), None).await?)
+        } else {
+            Default::default()
+        };
         if !store::clients::delete(r.db()?, id, cascade).await? {
             return Err(ApiError::NotFound("client").into());
         }
+        for (doc, project) in documents {
+            r.announce(Change::new(r.db()?.tenant(), Topic::Document, ChangeKind::Deleted, doc).client(Some(id)).project(project));
+        }
+        for project in projects {
+            announce(r, Topic::Project, ChangeKind::Deleted, project, id)?;
+        }
+        announce(r, Topic::Client, ChangeKind::Deleted, id, id)?;
         if cascade {
             files::quota::recount_usage(r.db()?).await?;
         }
@@ -150,6 +174,7 @@ impl DomainMutation {
         let project = store::projects::create(r.db()?, model, client, r.principal.actor().0).await?;
         let changes = json!({ "name": project.name, "clientId": project.client_id, "status": project.status, "dueDate": project.due_date });
         audit(r, "project.create", "project", project.id, Some(changes)).await?;
+        announce(r, Topic::Project, ChangeKind::Created, project.id, project.client_id)?;
         Ok(project.into())
     }
 
@@ -187,6 +212,7 @@ impl DomainMutation {
         }
         let project = store::projects::update(db, model).await?;
         audit(r, "project.update", "project", project.id, changes.into_value()).await?;
+        announce(r, Topic::Project, ChangeKind::Updated, project.id, project.client_id)?;
         Ok(project.into())
     }
 
@@ -196,9 +222,15 @@ impl DomainMutation {
     async fn delete_project(&self, ctx: &Context<'_>, id: ID, #[graphql(default = false)] cascade: bool) -> async_graphql::Result<bool> {
         let r = request(ctx)?;
         let id = parse_id(&id, "project")?;
+        let project = store::projects::by_id(r.db()?, id).await?.ok_or(ApiError::NotFound("project"))?;
+        let documents = if cascade { store::documents::under(r.db()?, None, Some(id)).await? } else { Vec::new() };
         if !store::projects::delete(r.db()?, id, cascade).await? {
             return Err(ApiError::NotFound("project").into());
         }
+        for (doc, _) in documents {
+            r.announce(Change::new(r.db()?.tenant(), Topic::Document, ChangeKind::Deleted, doc).client(Some(project.client_id)).project(Some(id)));
+        }
+        announce(r, Topic::Project, ChangeKind::Deleted, id, project.client_id)?;
         if cascade {
             files::quota::recount_usage(r.db()?).await?;
         }
@@ -282,6 +314,7 @@ impl DomainMutation {
         model.name = Set(name.clone());
         let doc = store::documents::update(db, model).await?;
         audit(r, "document.update", "document", doc.id, Some(json!({ "name": name }))).await?;
+        files::announce_document(r, &doc, ChangeKind::Updated, None).await?;
         Ok(doc.into())
     }
 
