@@ -21,7 +21,14 @@ use crate::{
 
 /// The agency the request is for: its Host, or `X-Tenant` on the API host.
 pub async fn tenant(req: &Request, state: &AppState) -> Result<ResolvedTenant, ApiError> {
-    state.tenants.resolve(&request_host(req), req.header("x-tenant")).await
+    tenant_of(state, &request_host(req), req.header("x-tenant")).await
+}
+
+/// The agency of `host`, or the one `x_tenant` names on the API host (a
+/// WebSocket's `connection_init` names it there, as browsers cannot send
+/// headers with the upgrade).
+pub async fn tenant_of(state: &AppState, host: &str, x_tenant: Option<&str>) -> Result<ResolvedTenant, ApiError> {
+    state.tenants.resolve(host, x_tenant).await
 }
 
 /// The request's context: its tenant, and who it acts as. A credential that

@@ -306,6 +306,19 @@ async fn the_handshake_refuses_what_http_would_with_the_protocols_close_codes() 
         let first = ws.next(Duration::from_secs(3)).await;
         assert_eq!(first.as_ref().map(|m| m["type"] == "connection_ack").map_err(|c| c.0), if ok { Ok(true) } else { Err(4403) }, "{origin}");
     }
+    // On the API host (the playground's), connection_init names the agency.
+    let on_api = |payload: Value| async move {
+        let mut req = format!("ws://127.0.0.1:{}/graphql", served.port).into_client_request().unwrap();
+        req.headers_mut().insert("host", API_HOST.parse().unwrap());
+        req.headers_mut().insert("sec-websocket-protocol", "graphql-transport-ws".parse().unwrap());
+        let mut ws = Ws { socket: tokio_tungstenite::connect_async(req).await.unwrap().0 };
+        ws.send(json!({ "type": "connection_init", "payload": payload })).await;
+        ws.next(Duration::from_secs(3)).await.map(|m| m["type"].as_str().map(str::to_owned)).map_err(|c| c.0)
+    };
+    let bearer = format!("Bearer {}", acme.access);
+    assert_eq!(on_api(json!({ "authorization": bearer, "x-tenant": "acme" })).await, Ok(Some("connection_ack".into())));
+    assert_eq!(on_api(json!({ "authorization": bearer })).await, Err(4403), "no agency named");
+    assert_eq!(on_api(json!({ "authorization": bearer, "x-tenant": "zeta" })).await, Err(4403), "another agency named");
     // No subprotocol: 4406. Subscribe before the ack: 4401. Garbage: 4400.
     let mut ws = Ws::open(served.port, "acme", None, None).await;
     assert_eq!(ws.closed(Duration::from_secs(2)).await.map(|c| c.0), Some(4406));

@@ -43,6 +43,8 @@ pub const PROTOCOL: &str = "graphql-transport-ws";
 /// What the handshake request told, kept for the socket's life.
 pub struct Handshake {
     resolved: ResolvedTenant,
+    /// The upgrade's Host: on the API host `connection_init` may name the agency.
+    host: String,
     client: ClientInfo,
     request_id: String,
     /// Why the socket must close at once, if it must.
@@ -69,6 +71,7 @@ pub async fn handshake(req: &Request, live: &Live) -> Result<Handshake, ApiError
     };
     Ok(Handshake {
         resolved,
+        host: request_host(req),
         client: ClientInfo {
             ip: ClientAddr::of(req).map(|ip| ip.to_string()),
             user_agent: req.header("user-agent").map(str::to_owned),
@@ -179,9 +182,28 @@ async fn accept(
         return Err((4403, "Forbidden: connection_init must carry a credential ({\"authorization\": \"Bearer …\"} or {\"apiKey\": …})".into()));
     }
     let state = live.state();
-    let ctx = RequestContext::new(hs.request_id.clone(), hs.resolved.clone(), hs.client.clone(), &state.db);
+    // A browser cannot set headers on a WebSocket: on the API host (the
+    // playground there) `connection_init` names the agency as `X-Tenant`
+    // does on HTTP. On an agency's own host the host decides.
+    let resolved = match (&hs.resolved.tenant, field(&["x-tenant", "X-Tenant", "tenant"])) {
+        (None, Some(sub)) => match pipeline::tenant_of(state, &hs.host, Some(sub.as_str())).await {
+            Ok(r) => r,
+            Err(ApiError::TenantNotFound | ApiError::TenantInactive) => {
+                return Err((4403, "Forbidden: connection_init names no active agency".into()));
+            }
+            Err(e) => {
+                tracing::warn!(error = ?e, request_id = %hs.request_id, "resolving a WebSocket connection's agency");
+                return Err((1013, "Try again later: a service is unavailable".into()));
+            }
+        },
+        _ => hs.resolved.clone(),
+    };
+    if resolved.tenant.is_none() {
+        return Err((4403, "Forbidden: connect to your agency's host, or name the agency as \"x-tenant\" in connection_init".into()));
+    }
+    let ctx = RequestContext::new(hs.request_id.clone(), resolved.clone(), hs.client.clone(), &state.db);
     let creds = Credentials { authorization: authorization.as_deref(), api_key: api_key.as_deref() };
-    let checked = authenticate_access(&state.auth, &hs.resolved, ctx.db().ok().map(|d| d.as_ref()), creds).await;
+    let checked = authenticate_access(&state.auth, &resolved, ctx.db().ok().map(|d| d.as_ref()), creds).await;
     let _ = pipeline::end(&ctx, state, false).await;
     let access = match checked {
         Ok(access) => access,
@@ -199,15 +221,15 @@ async fn accept(
             return Err((1013, "Try again later: a service is unavailable".into()));
         }
     };
-    if hs.resolved.tenant.is_none() || matches!(access.principal, crate::auth::Principal::Anonymous) {
-        return Err((4403, "Forbidden: connect to your agency's host".into()));
+    if matches!(access.principal, crate::auth::Principal::Anonymous) {
+        return Err((4403, "Forbidden: sign in first".into()));
     }
     let since_us = access.issued_us.unwrap_or_else(|| chrono::Utc::now().timestamp_micros());
     let key = access.issued_us.is_none().then(|| api_key.clone().or(authorization.clone())).flatten().map(|k| {
         k.trim_start_matches("Bearer ").trim_start_matches("bearer ").to_owned()
     });
     let (conn, slot) = live
-        .open(hs.resolved.clone(), access.principal, since_us, key, hs.client.clone(), hs.request_id.clone(), outbound)
+        .open(resolved, access.principal, since_us, key, hs.client.clone(), hs.request_id.clone(), outbound)
         .map_err(|reason| (1013, reason))?;
     Ok((conn, slot, access.expires_at))
 }
