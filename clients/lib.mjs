@@ -4,9 +4,9 @@
 import { randomBytes } from 'node:crypto';
 import { Agent, fetch as undiciFetch } from 'undici';
 
-/** The server's base URL (`http://127.0.0.1:PORT`) from argv[2]. */
-export function apiBase(usage) {
-  const base = process.argv[2];
+/** The server's base URL (`http://127.0.0.1:PORT`) from argv[2] (or argv[position]). */
+export function apiBase(usage, position = 2) {
+  const base = process.argv[position];
   if (!base || !/^https?:\/\//.test(base)) {
     console.error(`usage: ${usage}`);
     process.exit(2);
@@ -27,7 +27,8 @@ export function tenantUrl(base, subdomain) {
   return `${u.protocol}//${subdomain}.${BASE_DOMAIN}:${u.port}/graphql`;
 }
 
-function lookup(hostname, options, callback) {
+/** A `net.connect` lookup that resolves `localhost` and `*.localhost` to 127.0.0.1 and nothing else. */
+export function lookup(hostname, options, callback) {
   if (typeof options === 'function') [options, callback] = [{}, options];
   if (hostname === BASE_DOMAIN || hostname.endsWith(`.${BASE_DOMAIN}`)) {
     if (options && options.all) return callback(null, [{ address: '127.0.0.1', family: 4 }]);

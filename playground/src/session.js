@@ -225,4 +225,56 @@ export async function playgroundFetch(input, init = {}) {
   return window.fetch(input, { ...init, headers });
 }
 
+/**
+ * The Headers editor's credentials, if it sets any (`Authorization` or
+ * `X-API-Key`), with lower-case names; `null` when it sets none. Like
+ * `playgroundFetch`, a subscription then uses the editor's alone.
+ */
+export function editorCredentials(editorHeaders) {
+  const lower = {};
+  for (const [name, value] of Object.entries(editorHeaders ?? {})) lower[name.toLowerCase()] = value;
+  if (!lower.authorization && !lower['x-api-key']) return null;
+  const own = {};
+  for (const name of ['authorization', 'x-api-key', 'x-tenant']) if (lower[name]) own[name] = String(lower[name]);
+  return own;
+}
+
+/**
+ * The `connection_init` payload of a subscription's WebSocket, read each time
+ * the socket (re)connects, so it always carries the bar's current
+ * credential: `{ authorization: 'Bearer …' }` or `{ apiKey }`, and on the API
+ * host `x-tenant` (a browser cannot set headers on a WebSocket). An access
+ * token that is due is renewed first. `own`: `editorCredentials(…)`.
+ */
+export async function wsConnectionParams(own) {
+  if (!own && credentials?.kind === 'session' && msUntilRefresh(credentials) <= 0) {
+    await refresh().catch(() => {});
+  }
+  const headers = own ?? {};
+  if (!own) for (const [name, value] of Object.entries(headersFor(credentials))) headers[name.toLowerCase()] = value;
+  const params = {};
+  if (headers.authorization) params.authorization = headers.authorization;
+  if (headers['x-api-key']) params.apiKey = headers['x-api-key'];
+  if (headers['x-tenant']) params['x-tenant'] = headers['x-tenant'];
+  return params;
+}
+
+/** Who the bar acts as: changes on signing in or out or another key, not when a token is renewed. */
+export function identity() {
+  const c = credentials;
+  if (!c) return '';
+  return JSON.stringify([c.kind, c.apiKey ?? c.user?.email, c.tenant?.subdomain, c.tenantHeader]);
+}
+
+/**
+ * The server refused `sent` (a bar credential) with 4403: is connecting again
+ * worth it? Only when the bar has a newer access token than the refused one,
+ * or its token is due and `wsConnectionParams` will renew it (the server
+ * closes a socket whose token expired). Otherwise the refusal is shown.
+ */
+export function worthRetrying(sent) {
+  if (credentials?.kind !== 'session' || !sent?.authorization) return false;
+  return sent.authorization !== `Bearer ${credentials.accessToken}` || msUntilRefresh(credentials) <= 0;
+}
+
 schedule();

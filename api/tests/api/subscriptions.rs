@@ -452,3 +452,16 @@ async fn revoking_an_api_key_or_deactivating_the_agency_closes_their_sockets_on_
     assert_eq!(by_owner.closed(Duration::from_secs(4)).await.map(|c| c.0), Some(4403));
     assert!(started.elapsed() < Duration::from_secs(3), "closed after {:?}", started.elapsed());
 }
+
+#[tokio::test]
+async fn a_stopping_server_closes_its_sockets_with_1012_so_that_clients_connect_elsewhere() {
+    let app = TestApp::builder(Backend::Sqlite).build().await;
+    let served = app.listen().await;
+    let owner = app.sign_up("acme").await;
+    let mut ws = Ws::as_user(served.port, "acme", &owner.access).await;
+    ws.subscribe("c", CLIENTS, json!({})).await;
+    settle().await;
+    drop(served);
+    let closed = ws.closed(Duration::from_secs(3)).await.expect("the socket outlived the server's stop");
+    assert_eq!(closed.0, 1012, "{closed:?}");
+}

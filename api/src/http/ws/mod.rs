@@ -160,7 +160,12 @@ pub async fn serve(live: Live, hs: Handshake, socket: WebSocketStream) {
     };
     conn.send(text(&json!({ "type": "connection_ack" })));
     run(&live, &conn, &mut stream, expires_at).await;
-    conn.close(1000, "Normal Closure");
+    // Whatever closed it first says why; else the server is stopping, or the client left.
+    if live.state().stopping.is_cancelled() {
+        conn.close(1012, "Service restart: connect again");
+    } else {
+        conn.close(1000, "Normal Closure");
+    }
     let _ = writer.await;
 }
 
