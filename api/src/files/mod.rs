@@ -7,6 +7,7 @@
 //! committed row points at are removed when the request ends
 //! (`after_request`), or failing that by the sweeper.
 
+mod changes;
 pub mod direct;
 pub mod links;
 pub mod quota;
@@ -38,6 +39,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 pub use self::{
+    changes::announce_document,
     direct::{DirectUpload, UploadGrant, confirm_upload, request_upload},
     links::{DownloadGrant, DownloadLink, download_link},
     staged::{Staged, StagedUploads},
@@ -46,7 +48,7 @@ use crate::{
     auth::tokens::Tokens,
     config::StorageSettings,
     error::{ApiError, ApiResult},
-    events::{Change, ChangeKind, Topic},
+    events::ChangeKind,
     objects::{self, Objects, StorageError},
     request::RequestContext,
     store::{self, Database, TenantDb, audit::Event, validate},
@@ -256,21 +258,6 @@ async fn record_new(
     .await?;
     announce_document(r, &doc, ChangeKind::Created, Some(1)).await?;
     Ok(doc)
-}
-
-/// Tells live subscribers of `doc`'s change once the request commits; a
-/// project's document belongs to the project's client too.
-pub async fn announce_document(r: &RequestContext, doc: &documents::Model, kind: ChangeKind, version: Option<i32>) -> ApiResult<()> {
-    let db = r.db()?;
-    let client = match (doc.client_id, doc.project_id) {
-        (Some(c), _) => Some(c),
-        (None, Some(p)) => store::projects::by_id(db, p).await?.map(|p| p.client_id),
-        (None, None) => None,
-    };
-    let mut change = Change::new(db.tenant(), Topic::Document, kind, doc.id).client(client).project(doc.project_id);
-    change.version = version;
-    r.announce(change);
-    Ok(())
 }
 
 /// A new version of an existing document from an uploaded (staged) file.
