@@ -5,7 +5,8 @@
 //! lost only while it is not, and then [`Bus::live_since`] says so and the
 //! listeners hear [`Heard::Lost`], so callers fall back to asking the shared
 //! cache until they have caught up again. This is Redis client-side caching
-//! done at the level of our own keys.
+//! done at the level of our own keys. A replica hears what it publishes at
+//! once, in process, whatever Redis does; Redis carries it to the others.
 
 use std::{
     sync::{Arc, Mutex, PoisonError, RwLock},
@@ -30,6 +31,9 @@ pub struct Bus {
 
 struct Inner {
     listeners: RwLock<Vec<Listener>>,
+    /// This replica's mark on what it publishes: it hears its own messages
+    /// at once (see [`Bus::framed`]) and skips them when Redis echoes them.
+    origin: String,
     /// Since when the subscription has been live without a break.
     live_since: Mutex<Option<Instant>>,
     remote: Option<Remote>,
@@ -63,6 +67,7 @@ impl Bus {
     pub fn local() -> Self {
         let inner = Inner {
             listeners: RwLock::default(),
+            origin: origin(),
             live_since: Mutex::new(Some(Instant::now())),
             remote: None,
             closed: Arc::default(),
@@ -76,6 +81,7 @@ impl Bus {
         let client = redis::Client::open(url)?;
         let inner = Arc::new(Inner {
             listeners: RwLock::default(),
+            origin: origin(),
             live_since: Mutex::new(None),
             remote: Some(Remote { client, channel }),
             closed: Arc::default(),
@@ -94,11 +100,35 @@ impl Bus {
         *self.inner.live_since.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Hands `message` to this process's listeners (the in-process bus's
-    /// publish; Redis delivers to every replica through the subscription).
+    /// Hands `message` to this process's listeners: the in-process bus's
+    /// publish, and a replica's own part of a Redis publish (so that what it
+    /// does itself never waits on, or depends on, Redis).
     pub(super) fn deliver(&self, message: &[u8]) {
         self.inner.hear(Heard::Message(message));
     }
+
+    /// `message` as published to Redis: marked with this replica, whose
+    /// subscription skips it (it was delivered here already).
+    pub(super) fn framed(&self, message: &[u8]) -> Vec<u8> {
+        let mut framed = Vec::with_capacity(self.inner.origin.len() + 2 + message.len());
+        framed.push(b'@');
+        framed.extend_from_slice(self.inner.origin.as_bytes());
+        framed.push(b' ');
+        framed.extend_from_slice(message);
+        framed
+    }
+}
+
+fn origin() -> String {
+    format!("{:016x}", rand::random::<u64>())
+}
+
+/// The message a published payload carries, or `None` if this replica sent
+/// it. Unframed messages (a replica of an earlier version) are taken whole.
+fn from_elsewhere<'a>(origin: &str, payload: &'a [u8]) -> Option<&'a [u8]> {
+    let Some(rest) = payload.strip_prefix(b"@") else { return Some(payload) };
+    let (mark, message) = rest.split_at(rest.iter().position(|b| *b == b' ').unwrap_or(rest.len()));
+    (mark != origin.as_bytes()).then(|| message.strip_prefix(b" ").unwrap_or(message))
 }
 
 impl Inner {
@@ -140,7 +170,9 @@ async fn subscribe_forever(inner: std::sync::Weak<Inner>, closed: Arc<tokio::syn
                     };
                     let Some(msg) = msg else { break };
                     let Some(strong) = inner.upgrade() else { return };
-                    strong.hear(Heard::Message(msg.get_payload_bytes()));
+                    if let Some(message) = from_elsewhere(&strong.origin, msg.get_payload_bytes()) {
+                        strong.hear(Heard::Message(message));
+                    }
                 }
                 let Some(strong) = inner.upgrade() else { return };
                 strong.set_live(false);
@@ -175,5 +207,14 @@ mod tests {
         }
         bus.deliver(b"tenant p:x");
         assert_eq!(heard.load(Ordering::Relaxed), 2);
+    }
+
+    #[test]
+    fn a_replica_skips_its_own_framed_messages_and_hears_everyone_elses() {
+        let (one, two) = (Bus::local(), Bus::local());
+        let framed = one.framed(b"events [1]");
+        assert_eq!(from_elsewhere(&one.inner.origin, &framed), None);
+        assert_eq!(from_elsewhere(&two.inner.origin, &framed), Some(&b"events [1]"[..]));
+        assert_eq!(from_elsewhere(&two.inner.origin, b"tenant p:x"), Some(&b"tenant p:x"[..]), "an unframed message");
     }
 }

@@ -219,10 +219,17 @@ impl Cache for RedisCache {
     }
 
     async fn publish(&self, message: &[u8]) {
+        // This replica's listeners first: its own subscribers and copies
+        // never wait on Redis, nor miss what Redis could not carry.
+        self.bus.deliver(message);
         let channel = self.channel.clone();
-        let sent = self.call(async |c| redis::cmd("PUBLISH").arg(channel).arg(message).query_async::<i64>(c).await).await;
+        let framed = self.bus.framed(message);
+        let sent = self.call(async |c| redis::cmd("PUBLISH").arg(channel).arg(&framed).query_async::<i64>(c).await).await;
         if let Err(e) = sent {
-            tracing::warn!(error = %e, "an invalidation was not published; the other replicas catch up by themselves");
+            tracing::warn!(
+                error = %e,
+                "a bus message (an invalidation or live event) reached only this replica; the others catch up on invalidations by themselves, their live subscribers miss the event"
+            );
         }
     }
 

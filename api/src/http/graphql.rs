@@ -57,10 +57,11 @@ async fn subscribe(req: &Request, live: &Live, media: Media) -> Response {
     let mut config = WebSocketConfig::default();
     config.max_message_size = Some(max);
     config.max_frame_size = Some(max);
-    // An idle socket keeps a small read buffer (it grows for a larger
-    // message), not tungstenite's 128 KiB: 10,000 idle subscribers are
-    // memory, not buffers. Writes are bounded by the connection's queue.
-    config.read_buffer_size = 8 * 1024;
+    // tungstenite zero-fills its whole read buffer (128 KiB by default),
+    // so each socket's costs that much memory: 1 KiB holds a protocol
+    // message, and the buffer grows for a larger one. Writes are bounded by
+    // the connection's queue.
+    config.read_buffer_size = 1024;
     config.max_write_buffer_size = 4 * 1024 * 1024;
     let live = live.clone();
     socket.protocols([ws::PROTOCOL]).config(config).on_upgrade(move |s| ws::serve(live, handshake, s)).into_response()

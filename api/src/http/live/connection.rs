@@ -2,12 +2,11 @@
 //! per-agency counts.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, VecDeque},
     sync::{Arc, Mutex, PoisonError},
 };
 
-use poem::web::websocket::Message;
-use tokio::sync::mpsc;
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -26,7 +25,7 @@ pub struct Connection {
     pub api_key: Option<String>,
     pub client: ClientInfo,
     pub request_id: String,
-    pub(super) outbound: mpsc::Sender<Message>,
+    pub(super) outgoing: Outgoing,
     /// Set once, with why, when the connection must close.
     pub(super) closing: Mutex<Option<(u16, String)>>,
     pub closed: CancellationToken,
@@ -35,10 +34,15 @@ pub struct Connection {
 impl Connection {
     /// Queues `message` without waiting; a connection too far behind is
     /// closed instead (1013: the client may come back later).
-    pub fn send(&self, message: Message) {
-        if let Err(mpsc::error::TrySendError::Full(_)) = self.outbound.try_send(message) {
+    pub fn send(&self, message: String) {
+        if !self.outgoing.push(message) {
             self.close(1013, "Try again later: this connection reads its events too slowly");
         }
+    }
+
+    /// The next message to write, once there is one.
+    pub async fn next_outgoing(&self) -> String {
+        self.outgoing.next().await
     }
 
     pub fn close(&self, code: u16, reason: impl Into<String>) {
@@ -51,6 +55,43 @@ impl Connection {
 
     pub fn close_reason(&self) -> Option<(u16, String)> {
         self.closing.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+}
+
+/// The text messages waiting for a socket, at most `max`. Unlike a
+/// channel it allocates nothing while empty: an idle socket's queue is a
+/// few words.
+pub(super) struct Outgoing {
+    queue: Mutex<VecDeque<String>>,
+    ready: Notify,
+    max: usize,
+}
+
+impl Outgoing {
+    pub(super) fn new(max: usize) -> Self {
+        Self { queue: Mutex::default(), ready: Notify::new(), max }
+    }
+
+    /// Queues `message`; `false` when the queue is full.
+    fn push(&self, message: String) -> bool {
+        let mut queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
+        if queue.len() >= self.max {
+            return false;
+        }
+        queue.push_back(message);
+        drop(queue);
+        // Kept as a permit if the writer is not waiting yet.
+        self.ready.notify_one();
+        true
+    }
+
+    async fn next(&self) -> String {
+        loop {
+            if let Some(m) = self.queue.lock().unwrap_or_else(PoisonError::into_inner).pop_front() {
+                return m;
+            }
+            self.ready.notified().await;
+        }
     }
 }
 

@@ -19,7 +19,6 @@ use std::{
 
 use async_graphql::Variables;
 use futures::StreamExt as _;
-use poem::web::websocket::Message;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
@@ -158,7 +157,6 @@ impl Live {
         api_key: Option<String>,
         client: ClientInfo,
         request_id: String,
-        outbound: mpsc::Sender<Message>,
     ) -> Result<(Arc<Connection>, Slot), String> {
         let agency = resolved.tenant.as_ref().map(|t| t.id).unwrap_or_default();
         let subject = match &principal {
@@ -198,7 +196,7 @@ impl Live {
             api_key,
             client,
             request_id,
-            outbound,
+            outgoing: connection::Outgoing::new(self.inner.settings.max_queued_messages),
             closing: Mutex::default(),
             closed: self.inner.state.stopping.child_token(),
         });
@@ -245,7 +243,7 @@ impl Inner {
             if sub.conn.closed.is_cancelled() {
                 continue;
             }
-            sub.conn.send(Message::Text(next_message(&sub.id, &payload)));
+            sub.conn.send(next_message(&sub.id, &payload));
         }
     }
 

@@ -20,7 +20,7 @@ use poem::{
     web::websocket::{Message, WebSocketStream},
 };
 use serde_json::{Value, json};
-use tokio::{sync::mpsc, time::Instant};
+use tokio::time::Instant;
 
 use super::{
     ClientAddr, RequestId, cors::OriginVerdict, documents, live::{Connection, Live, Operation, Sub}, pipeline, request_host,
@@ -126,8 +126,11 @@ pub async fn serve(live: Live, hs: Handshake, socket: WebSocketStream) {
             }
         }
     };
-    let (outbound, mut queue) = mpsc::channel(settings.max_queued_messages);
-    let (conn, _slot, expires_at) = match accept(&live, &hs, payload.as_ref(), outbound).await {
+    // Boxed, as `start` below: a future's size is its largest await's, and
+    // an idle socket should not carry the handshake's or a registration's.
+    let accepted = Box::pin(accept(&live, &hs, payload.as_ref())).await;
+    drop(payload);
+    let (conn, _slot, expires_at) = match accepted {
         Ok(accepted) => accepted,
         Err((code, reason)) => {
             let _ = sink.send(close(code, &reason)).await;
@@ -142,10 +145,10 @@ pub async fn serve(live: Live, hs: Handshake, socket: WebSocketStream) {
                 let message = tokio::select! {
                     biased;
                     () = conn.closed.cancelled() => break,
-                    m = queue.recv() => match m { Some(m) => m, None => break },
+                    m = conn.next_outgoing() => m,
                 };
                 let sent = tokio::select! {
-                    s = sink.send(message) => s,
+                    s = sink.send(Message::Text(message)) => s,
                     () = conn.closed.cancelled() => break,
                 };
                 if sent.is_err() {
@@ -158,7 +161,7 @@ pub async fn serve(live: Live, hs: Handshake, socket: WebSocketStream) {
             let _ = tokio::time::timeout(Duration::from_secs(1), sink.close()).await;
         })
     };
-    conn.send(text(&json!({ "type": "connection_ack" })));
+    conn.send(json!({ "type": "connection_ack" }).to_string());
     run(&live, &conn, &mut stream, expires_at).await;
     // Whatever closed it first says why; else the server is stopping, or the client left.
     if live.state().stopping.is_cancelled() {
@@ -175,7 +178,6 @@ async fn accept(
     live: &Live,
     hs: &Handshake,
     payload: Option<&Value>,
-    outbound: mpsc::Sender<Message>,
 ) -> Result<(Arc<Connection>, super::live::Slot, Option<i64>), (u16, String)> {
     let field = |names: &[&str]| {
         let p = payload?.as_object()?;
@@ -234,7 +236,7 @@ async fn accept(
         k.trim_start_matches("Bearer ").trim_start_matches("bearer ").to_owned()
     });
     let (conn, slot) = live
-        .open(resolved, access.principal, since_us, key, hs.client.clone(), hs.request_id.clone(), outbound)
+        .open(resolved, access.principal, since_us, key, hs.client.clone(), hs.request_id.clone())
         .map_err(|reason| (1013, reason))?;
     Ok((conn, slot, access.expires_at))
 }
@@ -268,7 +270,7 @@ async fn run(live: &Live, conn: &Arc<Connection>, stream: &mut futures::stream::
                     conn.close(1001, "Going away: the client stopped answering pings");
                     return;
                 }
-                conn.send(text(&json!({ "type": "ping" })));
+                conn.send(json!({ "type": "ping" }).to_string());
                 continue;
             }
             m = stream.next() => m,
@@ -282,7 +284,7 @@ async fn run(live: &Live, conn: &Arc<Connection>, stream: &mut futures::stream::
                 conn.close(code, reason);
                 return;
             }
-            Read::Message(ClientMessage::Ping {}) => conn.send(text(&json!({ "type": "pong" }))),
+            Read::Message(ClientMessage::Ping {}) => conn.send(json!({ "type": "pong" }).to_string()),
             Read::Message(ClientMessage::Pong {}) => {}
             Read::Message(ClientMessage::ConnectionInit { .. }) => {
                 conn.close(4429, "Too many initialisation requests");
@@ -304,13 +306,13 @@ async fn run(live: &Live, conn: &Arc<Connection>, stream: &mut futures::stream::
                     conn.send(error_message(&id, &[to_server_error(err)]));
                     continue;
                 }
-                match start(live, conn, &id, payload).await {
+                match Box::pin(start(live, conn, &id, payload)).await {
                     Ok(Some(sub)) => {
                         running.insert(id);
                         live.follow(sub);
                     }
                     // Nothing to follow (its root field was skipped).
-                    Ok(None) => conn.send(text(&json!({ "id": id, "type": "complete" }))),
+                    Ok(None) => conn.send(json!({ "id": id, "type": "complete" }).to_string()),
                     Err(errors) => conn.send(error_message(&id, &errors)),
                 }
             }
@@ -323,8 +325,8 @@ fn to_server_error(e: ApiError) -> async_graphql::ServerError {
     err.into_server_error(async_graphql::Pos::default())
 }
 
-fn error_message(id: &str, errors: &[async_graphql::ServerError]) -> Message {
-    Message::Text(json!({ "id": id, "type": "error", "payload": errors }).to_string())
+fn error_message(id: &str, errors: &[async_graphql::ServerError]) -> String {
+    json!({ "id": id, "type": "error", "payload": errors }).to_string()
 }
 
 /// Runs the subscription once to check it (parsing, validation, limits,
