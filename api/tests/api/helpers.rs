@@ -704,3 +704,8 @@ impl TestApp {
         Listening { port, stop: Some(tx) }
     }
 }
+
+/// Held exclusively by a test that breaks every pub/sub subscription of the
+/// shared Redis (`CLIENT KILL TYPE pubsub`), and shared by the tests whose
+/// live sockets such a break would close: they never overlap.
+pub static SHARED_PUBSUB: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());

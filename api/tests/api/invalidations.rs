@@ -71,6 +71,7 @@ async fn a_logout_on_one_instance_is_refused_on_the_other_at_once_without_its_ma
 
 #[tokio::test]
 async fn with_the_subscription_dropped_an_instance_asks_redis_and_believes_nothing_missed() {
+    let _alone = SHARED_PUBSUB.write().await;
     let app = TestApp::builder(Backend::Postgres).with_redis().build().await;
     let other = app.second_instance().await;
     let owner = app.sign_up("acme").await;

@@ -141,6 +141,7 @@ async fn settle() {
 
 #[tokio::test]
 async fn two_agencies_changing_the_same_kinds_at_once_each_hear_only_their_own_through_another_instance() {
+    let _shared = SHARED_PUBSUB.read().await;
     let app = TestApp::builder(Backend::Postgres).with_redis().build().await;
     let other = app.second_instance().await;
     let served = other.listen().await;
@@ -187,6 +188,7 @@ async fn two_agencies_changing_the_same_kinds_at_once_each_hear_only_their_own_t
 
 #[tokio::test]
 async fn a_rolled_back_change_is_never_published_and_a_filter_keeps_to_its_project() {
+    let _shared = SHARED_PUBSUB.read().await;
     let app = TestApp::builder(Backend::Postgres).with_redis().build().await;
     let served = app.listen().await;
     let owner = app.sign_up("acme").await;
@@ -218,6 +220,7 @@ async fn a_rolled_back_change_is_never_published_and_a_filter_keeps_to_its_proje
 
 #[tokio::test]
 async fn the_audit_feed_is_for_owners_and_admins_and_a_member_is_refused_with_forbidden() {
+    let _shared = SHARED_PUBSUB.read().await;
     let app = TestApp::builder(Backend::Postgres).with_redis().build().await;
     let served = app.listen().await;
     let owner = app.sign_up("acme").await;
@@ -242,6 +245,7 @@ async fn the_audit_feed_is_for_owners_and_admins_and_a_member_is_refused_with_fo
 
 #[tokio::test]
 async fn a_logout_through_one_instance_closes_that_sessions_sockets_on_the_other() {
+    let _shared = SHARED_PUBSUB.read().await;
     let app = TestApp::builder(Backend::Postgres).with_redis().build().await;
     let other = app.second_instance().await;
     let served = other.listen().await;
@@ -385,6 +389,7 @@ async fn limits_hold_subscriptions_per_connection_connections_per_user_and_messa
 
 #[tokio::test]
 async fn an_idle_subscription_holds_no_connection_and_an_event_runs_in_a_short_transaction() {
+    let _shared = SHARED_PUBSUB.read().await;
     let app = TestApp::builder(Backend::Postgres).with_redis().build().await;
     let served = app.listen().await;
     let owner = app.sign_up("acme").await;
@@ -430,6 +435,7 @@ async fn on_the_embedded_default_a_change_reaches_a_subscriber_in_process() {
 
 #[tokio::test]
 async fn revoking_an_api_key_or_deactivating_the_agency_closes_their_sockets_on_another_instance() {
+    let _shared = SHARED_PUBSUB.read().await;
     let app = TestApp::builder(Backend::Postgres).with_redis().build().await;
     let other = app.second_instance().await;
     let served = other.listen().await;
@@ -464,4 +470,33 @@ async fn a_stopping_server_closes_its_sockets_with_1012_so_that_clients_connect_
     drop(served);
     let closed = ws.closed(Duration::from_secs(3)).await.expect("the socket outlived the server's stop");
     assert_eq!(closed.0, 1012, "{closed:?}");
+}
+
+#[tokio::test]
+async fn a_replica_whose_bus_subscription_broke_closes_its_sockets_so_that_clients_refetch() {
+    let _alone = SHARED_PUBSUB.write().await;
+    let app = TestApp::builder(Backend::Postgres).with_redis().build().await;
+    let served = app.listen().await;
+    let owner = app.sign_up("acme").await;
+    let mut ws = Ws::as_user(served.port, "acme", &owner.access).await;
+    ws.subscribe("c", CLIENTS, json!({})).await;
+    settle().await;
+    // Changes made elsewhere while the subscription is down would be missed.
+    let mut conn = redis::Client::open(redis_url()).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let _: redis::Value = redis::cmd("CLIENT").arg("KILL").arg("TYPE").arg("pubsub").query_async(&mut conn).await.unwrap();
+    let closed = ws.closed(Duration::from_secs(3)).await.expect("the socket stayed open on a replica that may miss events");
+    assert_eq!(closed.0, 1013, "{closed:?}");
+    assert!(closed.1.contains("refetch"), "{closed:?}");
+    // Connecting again works, and hears changes again once the bus is back.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while app.state.cache.bus().live_since().is_none() {
+        assert!(Instant::now() < deadline, "the bus did not come back");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut again = Ws::as_user(served.port, "acme", &owner.access).await;
+    again.subscribe("c", CLIENTS, json!({})).await;
+    settle().await;
+    create_client(&app, "acme", &owner.access, "After").await;
+    let got = again.collect(Duration::from_secs(2)).await;
+    assert_eq!(got.len(), 1, "{got:?}");
 }

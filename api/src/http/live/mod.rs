@@ -9,7 +9,7 @@
 //! sockets whose access has ended (see `ws`).
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     sync::{
         Arc, Mutex, PoisonError, RwLock,
         atomic::{AtomicU64, Ordering},
@@ -104,6 +104,12 @@ struct Inner {
     connections: RwLock<HashMap<u64, Arc<Connection>>>,
     counts: Mutex<Counts>,
     next_id: AtomicU64,
+    /// Events this replica could not deliver: the agencies whose changes it
+    /// dropped (its backlog was full), or every agency (`None`) when the
+    /// bus's subscription broke. Their sockets are closed at the next sweep
+    /// (1013), so that clients connect again and refetch rather than miss a
+    /// change without knowing.
+    missed: Mutex<Option<HashSet<Uuid>>>,
 }
 
 impl Live {
@@ -119,14 +125,22 @@ impl Live {
             connections: RwLock::default(),
             counts: Mutex::default(),
             next_id: AtomicU64::new(1),
+            missed: Mutex::new(Some(HashSet::new())),
         });
         let (tx, rx) = mpsc::channel::<Vec<Change>>(BACKLOG);
+        let hub = Arc::downgrade(&inner);
         state.cache.bus().listen(move |heard| {
-            if let Heard::Message(m) = heard
-                && let Some(changes) = events::decode(m)
-                && let Err(mpsc::error::TrySendError::Full(_)) = tx.try_send(changes)
-            {
-                tracing::warn!("live events are arriving faster than they are delivered; dropping one");
+            let Some(hub) = hub.upgrade() else { return };
+            match heard {
+                Heard::Message(m) => {
+                    if let Some(changes) = events::decode(m)
+                        && let Err(mpsc::error::TrySendError::Full(changes)) = tx.try_send(changes)
+                    {
+                        tracing::warn!("live events arrive faster than this server delivers them; closing the sockets of the agencies whose events it dropped");
+                        hub.missed(changes.iter().map(|c| c.tenant));
+                    }
+                }
+                Heard::Lost => hub.missed_all(),
             }
         });
         tokio::spawn(deliver_forever(Arc::downgrade(&inner), rx));
@@ -279,12 +293,28 @@ impl Inner {
 
     /// Closes the connections whose access has ended.
     fn sweep(&self) {
+        let missed = std::mem::replace(&mut *self.missed.lock().unwrap_or_else(PoisonError::into_inner), Some(HashSet::new()));
         let conns: Vec<Arc<Connection>> = self.connections.read().unwrap_or_else(PoisonError::into_inner).values().cloned().collect();
         for conn in conns {
             if self.state.auth.revocations.ended_locally(&conn.principal, conn.since_us) {
                 conn.close(4403, "Forbidden: access ended (signed out, deactivated or revoked)");
+                continue;
+            }
+            let agency = conn.resolved.tenant.as_ref().map(|t| t.id).unwrap_or_default();
+            if missed.as_ref().is_none_or(|m| m.contains(&agency)) {
+                conn.close(1013, "Try again later: this server missed live events; connect again and refetch");
             }
         }
+    }
+
+    fn missed(&self, agencies: impl Iterator<Item = Uuid>) {
+        if let Some(set) = self.missed.lock().unwrap_or_else(PoisonError::into_inner).as_mut() {
+            set.extend(agencies);
+        }
+    }
+
+    fn missed_all(&self) {
+        *self.missed.lock().unwrap_or_else(PoisonError::into_inner) = None;
     }
 
     /// Reads the API keys of key connections (of one agency, or all) again,
