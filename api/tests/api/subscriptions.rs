@@ -500,3 +500,53 @@ async fn a_replica_whose_bus_subscription_broke_closes_its_sockets_so_that_clien
     let got = again.collect(Duration::from_secs(2)).await;
     assert_eq!(got.len(), 1, "{got:?}");
 }
+
+#[tokio::test]
+async fn a_subscriber_that_stops_reading_is_closed_rather_than_buffered_and_the_others_get_everything() {
+    let app = TestApp::builder(Backend::Sqlite).with_settings(|s| s.subscriptions.max_queued_messages = 4).build().await;
+    let served = app.listen().await;
+    let owner = app.sign_up("acme").await;
+    let notes = "n".repeat(9_990);
+    let id = create_client(&app, "acme", &owner.access, "Big").await;
+    // 15 aliases of a 10 kB field: each event is ~150 kB on the wire.
+    let fields: String = (0..15).map(|i| format!(" a{i}: notes")).collect();
+    let query = format!("subscription {{ clientChanged {{ kind client {{{fields} }} }} }}");
+    let mut stalled = Ws::as_user(served.port, "acme", &owner.access).await;
+    let mut healthy = Ws::as_user(served.port, "acme", &owner.access).await;
+    stalled.subscribe("s", &query, json!({})).await;
+    healthy.subscribe("h", &query, json!({})).await;
+    settle().await;
+    let events = 60;
+    let reader = tokio::spawn(async move {
+        let (mut got, deadline) = (0, Instant::now() + Duration::from_secs(20));
+        while got < events && Instant::now() < deadline {
+            match healthy.next(deadline.saturating_duration_since(Instant::now())).await {
+                Ok(m) if m["type"] == "next" => got += 1,
+                Ok(_) => {}
+                Err(closed) => panic!("the reading subscriber was closed: {closed:?}"),
+            }
+        }
+        got
+    });
+    for i in 0..events {
+        let a = app
+            .gql_as_vars(&host("acme"), &owner.access, "mutation($id: ID!, $n: String!) { updateClient(id: $id, input: { notes: $n }) { id } }", json!({ "id": id, "n": format!("{i}{notes}") }))
+            .await;
+        assert!(a.body["data"]["updateClient"]["id"].is_string(), "{:?}", a.body);
+    }
+    assert_eq!(reader.await.unwrap(), events, "a subscriber that reads got every event");
+    // The stalled one now reads what the kernel held, then finds its socket ended by the server.
+    let mut got = 0;
+    let ended = loop {
+        match stalled.next(Duration::from_secs(5)).await {
+            Ok(Value::Null) => break None,
+            Ok(_) => got += 1,
+            Err(closed) => break Some(closed),
+        }
+    };
+    let ended = ended.expect("the server kept a socket that stopped reading");
+    // 1013 when the close frame fits behind what the kernel holds, else the connection is just dropped.
+    assert!(ended.0 == 1013 || ended.0 == 1006, "{ended:?}");
+    eprintln!("the stalled socket read {got} of {events} events, then ended with {ended:?}");
+    assert!(got < events, "all {got} events were buffered for a socket that stopped reading");
+}

@@ -6,7 +6,9 @@
 //! principal, in a short transaction of its own with fresh dataloaders (the
 //! pipeline's own steps); the answer goes to every socket of the group
 //! without waiting on any of them. Another task closes, every second, the
-//! sockets whose access has ended (see `ws`).
+//! sockets whose access has ended (see `ws`), and those of agencies whose
+//! events this replica missed: delivery is at most once, and a client told
+//! so refetches.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -46,8 +48,8 @@ use crate::{
     tenancy::ResolvedTenant,
 };
 
-/// Changes waiting for delivery; past this the bus's are dropped (and
-/// logged) rather than held without bound.
+/// Changes waiting for delivery; past this the bus's are dropped, and
+/// their agencies' sockets closed, rather than held without bound.
 const BACKLOG: usize = 10_000;
 /// How many groups of one change run at once.
 const PARALLEL_GROUPS: usize = 8;
@@ -291,7 +293,8 @@ impl Inner {
         serde_json::to_string(&super::graphql::body_of(&response)).ok()
     }
 
-    /// Closes the connections whose access has ended.
+    /// Closes the connections whose access has ended, or whose agency's
+    /// events were missed since the last sweep.
     fn sweep(&self) {
         let missed = std::mem::replace(&mut *self.missed.lock().unwrap_or_else(PoisonError::into_inner), Some(HashSet::new()));
         let conns: Vec<Arc<Connection>> = self.connections.read().unwrap_or_else(PoisonError::into_inner).values().cloned().collect();
