@@ -296,7 +296,7 @@ impl Inner {
     /// Closes the connections whose access has ended, or whose agency's
     /// events were missed since the last sweep.
     fn sweep(&self) {
-        let missed = std::mem::replace(&mut *self.missed.lock().unwrap_or_else(PoisonError::into_inner), Some(HashSet::new()));
+        let missed = self.missed.lock().unwrap_or_else(PoisonError::into_inner).replace(HashSet::new());
         let conns: Vec<Arc<Connection>> = self.connections.read().unwrap_or_else(PoisonError::into_inner).values().cloned().collect();
         for conn in conns {
             if self.state.auth.revocations.ended_locally(&conn.principal, conn.since_us) {
@@ -337,10 +337,9 @@ impl Inner {
                 let db = ctx.db().ok().map(|d| d.as_ref());
                 let checked = authenticate_access(&self.state.auth, &conn.resolved, db, Credentials { authorization: None, api_key: Some(key) }).await;
                 let _ = pipeline::end(&ctx, &self.state, false).await;
-                match checked {
-                    Err(crate::error::ApiError::Unauthenticated) => conn.close(4403, "Forbidden: the API key was revoked or has expired"),
-                    // A dependency that cannot answer now ends nothing.
-                    Err(_) | Ok(_) => {}
+                // A dependency that cannot answer now ends nothing.
+                if let Err(crate::error::ApiError::Unauthenticated) = checked {
+                    conn.close(4403, "Forbidden: the API key was revoked or has expired");
                 }
             }
         }
@@ -387,7 +386,7 @@ async fn sweep_forever(hub: std::sync::Weak<Inner>) {
         let Some(hub) = hub.upgrade() else { return };
         ticks += 1;
         hub.sweep();
-        if ticks % keys_every == 0 {
+        if ticks.is_multiple_of(keys_every) {
             hub.recheck_keys(None).await;
         }
     }
