@@ -7,8 +7,9 @@
 //! pipeline's own steps); the answer goes to every socket of the group
 //! without waiting on any of them. Another task closes, every second, the
 //! sockets whose access has ended (see `ws`), and those of agencies whose
-//! events this replica missed: delivery is at most once, and a client told
-//! so refetches.
+//! events this replica missed (its backlog overflowed, a change waited past
+//! `MAX_LAG`, or its bus subscription broke): delivery is at most once, and
+//! a client told so refetches.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -16,7 +17,7 @@ use std::{
         Arc, Mutex, PoisonError, RwLock,
         atomic::{AtomicU64, Ordering},
     },
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use async_graphql::Variables;
@@ -51,6 +52,9 @@ use crate::{
 /// Changes waiting for delivery; past this the bus's are dropped, and
 /// their agencies' sockets closed, rather than held without bound.
 const BACKLOG: usize = 10_000;
+/// A change waiting longer than this is not delivered: its agency's
+/// sockets are closed (1013, refetch) rather than shown a stale view.
+const MAX_LAG: Duration = Duration::from_secs(10);
 /// How many groups of one change run at once.
 const PARALLEL_GROUPS: usize = 8;
 /// How often ended access is looked for, and API keys read again (also
@@ -129,14 +133,14 @@ impl Live {
             next_id: AtomicU64::new(1),
             missed: Mutex::new(Some(HashSet::new())),
         });
-        let (tx, rx) = mpsc::channel::<Vec<Change>>(BACKLOG);
+        let (tx, rx) = mpsc::channel::<(Instant, Vec<Change>)>(BACKLOG);
         let hub = Arc::downgrade(&inner);
         state.cache.bus().listen(move |heard| {
             let Some(hub) = hub.upgrade() else { return };
             match heard {
                 Heard::Message(m) => {
                     if let Some(changes) = events::decode(m)
-                        && let Err(mpsc::error::TrySendError::Full(changes)) = tx.try_send(changes)
+                        && let Err(mpsc::error::TrySendError::Full((_, changes))) = tx.try_send((Instant::now(), changes))
                     {
                         tracing::warn!("live events arrive faster than this server delivers them; closing the sockets of the agencies whose events it dropped");
                         hub.missed(changes.iter().map(|c| c.tenant));
@@ -352,8 +356,16 @@ fn next_message(id: &str, payload: &str) -> String {
     format!(r#"{{"id":{id},"type":"next","payload":{payload}}}"#)
 }
 
-async fn deliver_forever(hub: std::sync::Weak<Inner>, mut rx: mpsc::Receiver<Vec<Change>>) {
-    while let Some(changes) = rx.recv().await {
+async fn deliver_forever(hub: std::sync::Weak<Inner>, mut rx: mpsc::Receiver<(Instant, Vec<Change>)>) {
+    while let Some((heard, changes)) = rx.recv().await {
+        // Too far behind to be live: the agencies concerned are told to
+        // refetch (their sockets close at the next sweep) instead.
+        if heard.elapsed() > MAX_LAG {
+            if let Some(hub) = hub.upgrade() {
+                hub.missed(changes.iter().map(|c| c.tenant));
+            }
+            continue;
+        }
         let Some(hub) = hub.upgrade() else { return };
         for change in changes {
             // An audited change may have revoked an API key: the agency's
