@@ -20,14 +20,15 @@ use std::{
     time::{Duration, Instant},
 };
 
-use async_graphql::Variables;
 use futures::StreamExt as _;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
 mod connection;
+mod sub;
 
 pub use connection::{Connection, Slot};
+pub use sub::{Operation, Sub};
 use connection::Counts;
 
 use super::pipeline;
@@ -41,7 +42,7 @@ use crate::{
     events::{self, Change},
     graphql::{
         AppSchema,
-        subscription::{Delivered, Interest},
+        subscription::Delivered,
     },
     request::RequestContext,
     state::AppState,
@@ -61,40 +62,6 @@ const PARALLEL_GROUPS: usize = 8;
 /// at once for an agency's audited change, which a key revocation is).
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
 const KEY_RECHECK_EVERY: Duration = Duration::from_secs(5);
-
-/// A subscription's operation, as it runs for each change.
-pub struct Operation {
-    pub query: String,
-    pub operation_name: Option<String>,
-    pub variables: Variables,
-}
-
-/// One running subscription.
-pub struct Sub {
-    pub conn: Arc<Connection>,
-    /// The client's id for it.
-    pub id: String,
-    pub interest: Interest,
-    pub query: Arc<str>,
-    pub operation_name: Option<String>,
-    pub variables: Variables,
-    /// Subscriptions with equal keys see the same answers: one run serves them.
-    group: Arc<str>,
-}
-
-impl Sub {
-    pub fn new(conn: Arc<Connection>, id: String, interest: Interest, op: Operation) -> Self {
-        let who = match &conn.principal {
-            Principal::User(u) => format!("u {} {:?}", u.user_id, u.role),
-            Principal::ApiKey(k) => format!("k {} {:?}", k.key_id, k.scope),
-            Principal::PlatformAdmin(a) => format!("a {}", a.admin_id),
-            Principal::Anonymous => "-".to_owned(),
-        };
-        let variables = serde_json::to_string(&op.variables).unwrap_or_default();
-        let group = format!("{who}\n{}\n{variables}\n{}", op.operation_name.as_deref().unwrap_or(""), op.query);
-        Self { conn, id, interest, query: op.query.into(), operation_name: op.operation_name, variables: op.variables, group: group.into() }
-    }
-}
 
 #[derive(Clone)]
 pub struct Live {
