@@ -303,6 +303,10 @@ async fn the_handshake_refuses_what_http_would_with_the_protocols_close_codes() 
     let mut by_key = Ws::connected(served.port, "acme", json!({ "apiKey": key })).await.expect("an API key connects");
     by_key.subscribe("c", CLIENTS, json!({})).await;
     assert_eq!(by_key.next(Duration::from_millis(300)).await, Ok(Value::Null), "no error for a key's subscription");
+    // A query over the socket is told to use HTTP.
+    by_key.subscribe("q", "{ __typename }", json!({})).await;
+    let refused = by_key.next(Duration::from_secs(2)).await.unwrap();
+    assert_eq!((refused["type"].as_str(), refused["payload"][0]["extensions"]["code"].as_str()), (Some("error"), Some("METHOD_NOT_ALLOWED")), "{refused}");
     // A page of another origin: refused; the allowed one and the server's own connect.
     for (origin, ok) in [("https://evil.example", false), ("https://app.example.com", true), (&*format!("http://{}", host("acme")), true)] {
         let mut ws = Ws::open(served.port, "acme", Some("graphql-transport-ws"), Some(origin)).await;
