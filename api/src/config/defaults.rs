@@ -68,7 +68,7 @@ impl Default for Settings {
                 sweep_grace_secs: 3600,
                 upload_sweep_interval_secs: 60,
             },
-            log: LogSettings { format: None, level: "info".into() },
+            log: LogSettings { format: None, level: "info".into(), slow_statement_ms: 1000 },
             auth: AuthSettings {
                 issuer: "aggios".into(),
                 access_token_ttl_secs: 15 * 60,

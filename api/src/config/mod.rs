@@ -238,6 +238,9 @@ pub struct LogSettings {
     pub format: Option<LogFormat>,
     /// An `EnvFilter` directive, e.g. `info,aggios=debug`.
     pub level: String,
+    /// SQL statements are logged at debug; one that takes longer than this
+    /// is logged at warn, with its text and time.
+    pub slow_statement_ms: u64,
 }
 
 fn expose_opt<S: serde::Serializer>(v: &Option<SecretString>, s: S) -> Result<S::Ok, S::Error> {

@@ -33,7 +33,7 @@ use migration::{Migrator, MigratorTrait};
 use sea_orm::{
     DatabaseConnection, DbErr, SqlxPostgresConnector, SqlxSqliteConnector,
     sqlx::{
-        self, AssertSqlSafe, Executor as _,
+        self, AssertSqlSafe, ConnectOptions as _, Executor as _,
         postgres::{PgConnectOptions, PgPool, PgPoolOptions},
         sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions},
     },
@@ -99,6 +99,8 @@ impl Database {
             }
             let options = SqliteConnectOptions::from_str(&url)
                 .context("parsing database.url")?
+                .log_statements(log::LevelFilter::Debug)
+                .log_slow_statements(log::LevelFilter::Warn, slow_statement(settings))
                 .create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal)
                 .foreign_keys(true)
@@ -117,7 +119,11 @@ impl Database {
         check_runtime_role(&url, &role).await?;
         let d = &settings.database;
         // Sent with the start-up message: no round trip of their own.
-        let options = PgConnectOptions::from_str(&url).context("parsing database.url")?.options([
+        let options = PgConnectOptions::from_str(&url)
+            .context("parsing database.url")?
+            .log_statements(log::LevelFilter::Debug)
+            .log_slow_statements(log::LevelFilter::Warn, slow_statement(settings))
+            .options([
             ("statement_timeout", d.statement_timeout_ms.to_string()),
             ("lock_timeout", d.lock_timeout_ms.to_string()),
             ("idle_in_transaction_session_timeout", d.idle_in_transaction_timeout_ms.to_string()),
@@ -301,7 +307,8 @@ pub(crate) fn not_found_on_foreign_key(err: DbErr, what: &'static str) -> crate:
 /// reported as such (the pool would only say it timed out).
 async fn check_runtime_role(url: &str, role: &str) -> anyhow::Result<()> {
     use sea_orm::sqlx::Connection as _;
-    let mut conn = sqlx::PgConnection::connect(url)
+    let options = PgConnectOptions::from_str(url).context("parsing database.url")?.log_statements(log::LevelFilter::Debug);
+    let mut conn = sqlx::PgConnection::connect_with(&options)
         .await
         .context("connecting to PostgreSQL (setting database.url)")?;
     if !role.is_empty() {
@@ -322,9 +329,17 @@ pub async fn connect_owner(settings: &Settings) -> anyhow::Result<DatabaseConnec
         std::fs::create_dir_all(&settings.data_dir)
             .with_context(|| format!("creating the data directory {} (setting data_dir)", settings.data_dir.display()))?;
     }
-    sea_orm::Database::connect(&url)
-        .await
-        .context("connecting as the schema owner (setting database.migration_url)")
+    let mut options = sea_orm::ConnectOptions::new(url);
+    options
+        .sqlx_logging_level(log::LevelFilter::Debug)
+        .sqlx_slow_statements_logging_settings(log::LevelFilter::Warn, slow_statement(settings));
+    sea_orm::Database::connect(options).await.context("connecting as the schema owner (setting database.migration_url)")
+}
+
+/// SQL statements are logged at debug (an operator's `info` shows none), and
+/// those slower than `log.slow_statement_ms` at warn, with their text.
+fn slow_statement(settings: &Settings) -> Duration {
+    Duration::from_millis(settings.log.slow_statement_ms)
 }
 
 /// Applies pending migrations through `conn` (the schema owner's).

@@ -73,3 +73,19 @@ async fn an_internal_error_is_opaque_to_the_client_and_logged_with_the_request_i
     assert!(error_line["error"].as_str().is_some_and(|e| e.to_lowercase().contains("no such table")), "{error_line}");
     assert!(lines.iter().any(|l| l["message"] == "served" && l["status"] == 500));
 }
+
+#[tokio::test]
+async fn sql_is_logged_at_debug_so_info_shows_none_and_a_slow_statement_is_a_warning() {
+    logs();
+    let app = TestApp::builder(Backend::Postgres).with_settings(|s| s.log.slow_statement_ms = 100).build().await;
+    use sea_orm::ConnectionTrait as _;
+    let marker = format!("sqllog{}", uuid::Uuid::now_v7().simple());
+    let db = app.state.db.platform();
+    db.execute_unprepared(&format!("SELECT 1 AS {marker}_fast")).await.unwrap();
+    db.execute_unprepared(&format!("SELECT pg_sleep(0.3) AS {marker}_slow")).await.unwrap();
+    let fast = lines_with(&format!("{marker}_fast"));
+    assert!(fast.is_empty(), "a statement was logged at info: {fast:?}");
+    let slow = lines_with(&format!("{marker}_slow"));
+    assert_eq!(slow.len(), 1, "{slow:?}");
+    assert_eq!(slow[0]["level"], "WARN", "{}", slow[0]);
+}
