@@ -44,6 +44,15 @@ pub fn key_cache_key(tenant: Uuid, prefix: &str) -> String {
     cache::tenant_key(tenant, "api-key", prefix)
 }
 
+/// The token of an `Authorization: Bearer …` value, if it is one.
+pub fn bearer(authorization: &str) -> Option<&str> {
+    authorization
+        .strip_prefix("Bearer ")
+        .or_else(|| authorization.strip_prefix("bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+}
+
 pub async fn authenticate(
     auth: &Auth,
     resolved: &ResolvedTenant,
@@ -78,13 +87,7 @@ pub async fn authenticate_access(
 ) -> ApiResult<Access> {
     let bearer = match creds.authorization {
         None => None,
-        Some(h) => Some(
-            h.strip_prefix("Bearer ")
-                .or_else(|| h.strip_prefix("bearer "))
-                .map(str::trim)
-                .filter(|t| !t.is_empty())
-                .ok_or(ApiError::Unauthenticated)?,
-        ),
+        Some(h) => Some(bearer(h).ok_or(ApiError::Unauthenticated)?),
     };
     match (bearer, creds.api_key) {
         (None, None) => Ok(Access::lasting(Principal::Anonymous)),

@@ -240,6 +240,14 @@ impl std::fmt::Debug for ApiError {
     }
 }
 
+impl ApiError {
+    /// A GraphQL error with no position: a request refused before or
+    /// outside execution.
+    pub fn into_server_error(self) -> async_graphql::ServerError {
+        async_graphql::Error::from(self).into_server_error(async_graphql::Pos::default())
+    }
+}
+
 impl From<ApiError> for async_graphql::Error {
     fn from(err: ApiError) -> Self {
         let code = err.code();

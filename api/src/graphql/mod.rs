@@ -55,6 +55,11 @@ pub fn prepare(request: async_graphql::Request, ctx: std::sync::Arc<RequestConte
     }
 }
 
+/// An optional `ID` argument, parsed as [`parse_id`] does.
+pub(crate) fn parse_opt_id(id: Option<&async_graphql::ID>, what: &'static str) -> Result<Option<uuid::Uuid>, crate::error::ApiError> {
+    id.map(|i| parse_id(i, what)).transpose()
+}
+
 /// A GraphQL `ID` that must be one of ours; anything else is simply not found.
 pub(crate) fn parse_id(id: &async_graphql::ID, what: &'static str) -> Result<uuid::Uuid, crate::error::ApiError> {
     uuid::Uuid::try_parse(id.as_str()).map_err(|_| crate::error::ApiError::NotFound(what))

@@ -13,7 +13,7 @@
 use std::sync::{Arc, Mutex, PoisonError};
 
 use async_graphql::{
-    Pos, Request, ServerError, ServerResult, ValidationResult, Variables,
+    Request, ServerError, ServerResult, ValidationResult, Variables,
     extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextPrepareRequest, NextValidation},
     parser::types::{ExecutableDocument, OperationType, Selection, SelectionSet},
 };
@@ -87,8 +87,7 @@ impl Extension for PerRequest {
             Operation::Mutation(f) => Stage::Mutation { sign_ups: f.sign_ups, sign_ins: f.sign_ins, others: f.others },
         };
         if let Err(e) = state.rate_limits.check(request, stage).await {
-            let err: async_graphql::Error = e.into();
-            return Err(vec![err.into_server_error(Pos::default())]);
+            return Err(vec![e.into_server_error()]);
         }
         Ok(result)
     }

@@ -20,14 +20,13 @@ use uuid::Uuid;
 
 use super::{
     guards::{KeyScope, RoleAtLeast},
-    parse_id,
+    parse_opt_id,
     plan::{self, Planned, Ty},
     request,
     types::{AuditEvent, Client, Document, Project},
 };
 use crate::{
     auth::{Role, Scope},
-    error::ApiError,
     events::{self, Change, Topic},
     store::{
         self,
@@ -67,9 +66,6 @@ impl Interest {
     }
 }
 
-fn opt_id(id: Option<&ID>, what: &'static str) -> Result<Option<Uuid>, ApiError> {
-    id.map(|i| parse_id(i, what)).transpose()
-}
 
 /// The change to answer when delivering one that `interest` matches;
 /// nothing otherwise (when registering, after recording the interest).
@@ -97,7 +93,7 @@ impl Subscription {
     /// Changes to the agency's clients; only one client's with `clientId`.
     #[graphql(guard = "RoleAtLeast(Role::Member).or(KeyScope(Scope::Read))")]
     async fn client_changed(&self, ctx: &Context<'_>, client_id: Option<ID>) -> async_graphql::Result<impl Stream<Item = ClientChange> + use<>> {
-        let client = opt_id(client_id.as_ref(), "client")?;
+        let client = parse_opt_id(client_id.as_ref(), "client")?;
         Ok(follow(ctx, Interest { topic: Topic::Client, client, project: None, id: None }, ClientChange))
     }
 
@@ -110,7 +106,7 @@ impl Subscription {
         client_id: Option<ID>,
         project_id: Option<ID>,
     ) -> async_graphql::Result<impl Stream<Item = ProjectChange> + use<>> {
-        let (client, project) = (opt_id(client_id.as_ref(), "client")?, opt_id(project_id.as_ref(), "project")?);
+        let (client, project) = (parse_opt_id(client_id.as_ref(), "client")?, parse_opt_id(project_id.as_ref(), "project")?);
         Ok(follow(ctx, Interest { topic: Topic::Project, client, project, id: None }, ProjectChange))
     }
 
@@ -127,9 +123,9 @@ impl Subscription {
     ) -> async_graphql::Result<impl Stream<Item = DocumentChange> + use<>> {
         let interest = Interest {
             topic: Topic::Document,
-            client: opt_id(client_id.as_ref(), "client")?,
-            project: opt_id(project_id.as_ref(), "project")?,
-            id: opt_id(document_id.as_ref(), "document")?,
+            client: parse_opt_id(client_id.as_ref(), "client")?,
+            project: parse_opt_id(project_id.as_ref(), "project")?,
+            id: parse_opt_id(document_id.as_ref(), "document")?,
         };
         Ok(follow(ctx, interest, DocumentChange))
     }

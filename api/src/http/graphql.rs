@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use async_graphql::{BatchRequest, Pos, Value, parser::types::OperationType};
+use async_graphql::{BatchRequest, Value, parser::types::OperationType};
 
 use poem::{
     Body, FromRequest as _, IntoResponse as _, Request, Response, handler,
@@ -139,8 +139,7 @@ struct Done {
 impl Done {
     /// An operation refused before it ran.
     fn failed(err: ApiError) -> Self {
-        let err: async_graphql::Error = err.into();
-        Self { response: async_graphql::Response::from_errors(vec![err.into_server_error(Pos::default())]), committed: false, statements: None }
+        Self { response: async_graphql::Response::from_errors(vec![err.into_server_error()]), committed: false, statements: None }
     }
 }
 
@@ -168,8 +167,7 @@ async fn run(schema: &AppSchema, state: &AppState, ctx: Arc<RequestContext>, op:
     let mut committed = commit;
     if let Err(e) = pipeline::end(&ctx, state, commit).await {
         committed = false;
-        let err: async_graphql::Error = e.into();
-        response = async_graphql::Response::from_errors(vec![err.into_server_error(Pos::default())]);
+        response = async_graphql::Response::from_errors(vec![e.into_server_error()]);
     }
     documents::settle(state, registration, &response).await;
     let statements = ctx.db().ok().map(|db| db.statement_count());

@@ -7,7 +7,7 @@ use crate::{
         connection::{Conn, connection, page_args},
         plan::{self, Planned, Ty},
         guards::{KeyScope, RoleAtLeast},
-        parse_id, request,
+        parse_id, parse_opt_id, request,
         types::{
             AuditEvent, AuditEventFilter, Client, ClientFilter, Document, DocumentFilter, Project, ProjectFilter, enum_name,
         },
@@ -18,9 +18,6 @@ use crate::{
     },
 };
 
-fn opt_id(id: Option<&ID>, what: &'static str) -> Result<Option<uuid::Uuid>, ApiError> {
-    id.map(|i| parse_id(i, what)).transpose()
-}
 
 #[derive(Default)]
 pub struct DomainQuery;
@@ -68,7 +65,7 @@ impl DomainQuery {
         let f = filter.unwrap_or_default();
         let filter = store::projects::Filter {
             status: f.status.map(|s| enum_name(s).to_owned()),
-            client_id: opt_id(f.client_id.as_ref(), "client")?,
+            client_id: parse_opt_id(f.client_id.as_ref(), "client")?,
             common: store::Common { name_contains: f.name_contains, created_after: f.created_after, created_before: f.created_before },
         };
         let page = store::projects::list(request(ctx)?.db()?, &filter, &page_args(first, after, last, before)).await?;
@@ -95,8 +92,8 @@ impl DomainQuery {
     ) -> async_graphql::Result<Planned<Conn<Document>>> {
         let f = filter.unwrap_or_default();
         let filter = store::documents::Filter {
-            project_id: opt_id(f.project_id.as_ref(), "project")?,
-            client_id: opt_id(f.client_id.as_ref(), "client")?,
+            project_id: parse_opt_id(f.project_id.as_ref(), "project")?,
+            client_id: parse_opt_id(f.client_id.as_ref(), "client")?,
             common: store::Common { name_contains: f.name_contains, created_after: f.created_after, created_before: f.created_before },
         };
         let page = store::documents::list(request(ctx)?.db()?, &filter, &page_args(first, after, last, before)).await?;
@@ -125,8 +122,8 @@ impl DomainQuery {
         let filter = store::audit::Filter {
             action: f.action,
             target_type: f.target_type,
-            target_id: opt_id(f.target_id.as_ref(), "target")?,
-            actor_user_id: opt_id(f.actor_user_id.as_ref(), "user")?,
+            target_id: parse_opt_id(f.target_id.as_ref(), "target")?,
+            actor_user_id: parse_opt_id(f.actor_user_id.as_ref(), "user")?,
             created_after: f.created_after,
             created_before: f.created_before,
         };

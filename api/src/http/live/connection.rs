@@ -53,6 +53,11 @@ impl Connection {
         self.closed.cancel();
     }
 
+    /// Its agency (every accepted connection has one).
+    pub fn agency(&self) -> Uuid {
+        self.resolved.tenant.as_ref().map(|t| t.id).unwrap_or_default()
+    }
+
     pub fn close_reason(&self) -> Option<(u16, String)> {
         self.closing.lock().unwrap_or_else(PoisonError::into_inner).clone()
     }

@@ -194,7 +194,7 @@ impl Live {
 
     /// Starts delivering to `sub`.
     pub fn follow(&self, sub: Sub) {
-        let agency = sub.conn.resolved.tenant.as_ref().map(|t| t.id).unwrap_or_default();
+        let agency = sub.conn.agency();
         self.inner.feeds.write().unwrap_or_else(PoisonError::into_inner).entry(agency).or_default().push(Arc::new(sub));
     }
 
@@ -211,7 +211,7 @@ impl Inner {
 
     /// Keeps, of `conn`'s subscriptions, those `keep` says.
     fn retain(&self, conn: &Connection, keep: impl Fn(&Sub) -> bool) {
-        let agency = conn.resolved.tenant.as_ref().map(|t| t.id).unwrap_or_default();
+        let agency = conn.agency();
         let mut feeds = self.feeds.write().unwrap_or_else(PoisonError::into_inner);
         if let Some(subs) = feeds.get_mut(&agency) {
             subs.retain(|s| s.conn.id != conn.id || keep(s));
@@ -257,8 +257,7 @@ impl Inner {
             Ok(None) => return None,
             Err(_) => {
                 let limit_ms = state.settings.limits.operation_timeout_ms;
-                let err: async_graphql::Error = crate::error::ApiError::Timeout { limit_ms }.into();
-                async_graphql::Response::from_errors(vec![err.into_server_error(async_graphql::Pos::default())])
+                async_graphql::Response::from_errors(vec![crate::error::ApiError::Timeout { limit_ms }.into_server_error()])
             }
         };
         serde_json::to_string(&super::graphql::body_of(&response)).ok()
@@ -274,7 +273,7 @@ impl Inner {
                 conn.close(4403, "Forbidden: access ended (signed out, deactivated or revoked)");
                 continue;
             }
-            let agency = conn.resolved.tenant.as_ref().map(|t| t.id).unwrap_or_default();
+            let agency = conn.agency();
             if missed.as_ref().is_none_or(|m| m.contains(&agency)) {
                 conn.close(1013, "Try again later: this server missed live events; connect again and refetch");
             }
@@ -299,7 +298,7 @@ impl Inner {
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .values()
-            .filter(|c| c.api_key.is_some() && agency.is_none_or(|a| c.resolved.tenant.as_ref().is_some_and(|t| t.id == a)))
+            .filter(|c| c.api_key.is_some() && agency.is_none_or(|a| c.agency() == a))
             .cloned()
             .collect();
         for conn in conns {

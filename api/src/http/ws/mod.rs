@@ -26,7 +26,7 @@ use super::{
     ClientAddr, RequestId, cors::OriginVerdict, documents, live::{Connection, Live, Operation, Sub}, pipeline, request_host,
 };
 use crate::{
-    auth::authenticate::{Credentials, authenticate_access},
+    auth::authenticate::{Credentials, authenticate_access, bearer},
     error::ApiError,
     graphql::subscription::Registering,
     request::RequestContext,
@@ -215,10 +215,7 @@ async fn accept(
     let access = match checked {
         Ok(access) => access,
         Err(ApiError::Unauthenticated) => {
-            let expired = authorization.as_deref().is_some_and(|a| {
-                let token = a.trim_start_matches("Bearer ").trim_start_matches("bearer ");
-                state.auth.tokens.is_expired(token)
-            });
+            let expired = authorization.as_deref().and_then(bearer).is_some_and(|token| state.auth.tokens.is_expired(token));
             let reason = if expired { "Forbidden: the access token is expired" } else { "Forbidden: the credential is not valid for this agency" };
             return Err((4403, reason.into()));
         }
@@ -232,9 +229,8 @@ async fn accept(
         return Err((4403, "Forbidden: sign in first".into()));
     }
     let since_us = access.issued_us.unwrap_or_else(|| chrono::Utc::now().timestamp_micros());
-    let key = access.issued_us.is_none().then(|| api_key.clone().or(authorization.clone())).flatten().map(|k| {
-        k.trim_start_matches("Bearer ").trim_start_matches("bearer ").to_owned()
-    });
+    // An API key connection keeps its key, to read it again.
+    let key = access.issued_us.is_none().then(|| api_key.clone().or_else(|| authorization.as_deref().and_then(bearer).map(str::to_owned))).flatten();
     let (conn, slot) = live
         .open(resolved, access.principal, since_us, key, hs.client.clone(), hs.request_id.clone())
         .map_err(|reason| (1013, reason))?;
@@ -303,7 +299,7 @@ async fn run(live: &Live, conn: &Arc<Connection>, stream: &mut futures::stream::
                 if running.len() >= settings.max_per_connection {
                     let max = settings.max_per_connection;
                     let err = ApiError::OverLimit { limit: crate::error::Limit::Subscriptions, found: running.len(), max };
-                    conn.send(error_message(&id, &[to_server_error(err)]));
+                    conn.send(error_message(&id, &[err.into_server_error()]));
                     continue;
                 }
                 match Box::pin(start(live, conn, &id, payload)).await {
@@ -318,11 +314,6 @@ async fn run(live: &Live, conn: &Arc<Connection>, stream: &mut futures::stream::
             }
         }
     }
-}
-
-fn to_server_error(e: ApiError) -> async_graphql::ServerError {
-    let err: async_graphql::Error = e.into();
-    err.into_server_error(async_graphql::Pos::default())
 }
 
 fn error_message(id: &str, errors: &[async_graphql::ServerError]) -> String {
@@ -346,13 +337,13 @@ async fn start(live: &Live, conn: &Arc<Connection>, id: &str, payload: Subscribe
     let ctx = Arc::new(ctx);
     let (op, registration) = match documents::resolve(state, &ctx, op).await {
         Ok(resolved) => resolved,
-        Err(e) => return Err(vec![to_server_error(pipeline::abandon(&ctx, state, e).await)]),
+        Err(e) => return Err(vec![pipeline::abandon(&ctx, state, e).await.into_server_error()]),
     };
     let subscription = crate::graphql::shape::operation_type(&op.query, op.operation_name.as_deref(), state.settings.limits.max_tokens)
         .is_none_or(|ty| ty == async_graphql::parser::types::OperationType::Subscription);
     if !subscription {
         let refused = ApiError::MethodNotAllowed("only subscriptions run over WebSocket; send queries and mutations over HTTP");
-        return Err(vec![to_server_error(pipeline::abandon(&ctx, state, refused).await)]);
+        return Err(vec![pipeline::abandon(&ctx, state, refused).await.into_server_error()]);
     }
     let registering = Arc::new(Registering::default());
     let operation = Operation { query: op.query.clone(), operation_name: op.operation_name.clone(), variables: op.variables.clone() };
