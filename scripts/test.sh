@@ -10,9 +10,11 @@ PG_URL=${TEST_PG_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 REDIS_URL=${TEST_REDIS_URL:-redis://127.0.0.1:6379}
 WORK=$(mktemp -d -t aggios-test.XXXXXX)
 PIDS=()
+PG_PAIR_DIR=
 cleanup() {
   for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
+  if [ -n "$PG_PAIR_DIR" ]; then stop_postgres_pair "$PG_PAIR_DIR"; rm -rf "$PG_PAIR_DIR"; fi
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -55,6 +57,20 @@ say "starting SeaweedFS"
 start_seaweedfs "$WORK" "$S3_PORT" aggios-test aggios-test aggios-test-secret || die "SeaweedFS did not start"
 PIDS+=("$WEED_PID")
 
+# --- a PostgreSQL primary with a streaming replica (read-replica tests) -------
+for p in 18540 18541; do
+  if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then die "port $p is taken; the PostgreSQL pair for the tests needs it"; fi
+done
+say "starting a PostgreSQL primary and its streaming replica"
+. scripts/postgres_pair.sh
+# Its own directory: the server runs as `postgres`, which must reach it.
+PG_PAIR_DIR=$(mktemp -d -t aggios-pg.XXXXXX)
+chmod 755 "$PG_PAIR_DIR"
+start_postgres_pair "$PG_PAIR_DIR/pair" 18540 18541 || die "the PostgreSQL primary and replica did not start"
+
+# --- Prometheus (metrics tests) ------------------------------------------------
+command -v promtool >/dev/null && command -v prometheus >/dev/null || apt_install prometheus
+
 # --- static checks ----------------------------------------------------------
 command -v check-jsonschema >/dev/null || { say "installing check-jsonschema from PyPI"; pip install -q check-jsonschema; }
 say "validating compose/ against the compose specification"
@@ -64,6 +80,7 @@ check-jsonschema --builtin-schema vendor.compose-spec compose/compose.yaml
 export TEST_PG_URL="$PG_URL" TEST_REDIS_URL="$REDIS_URL"
 export TEST_S3_ENDPOINT="http://127.0.0.1:$S3_PORT" TEST_S3_BUCKET=aggios-test
 export TEST_S3_ACCESS_KEY=aggios-test TEST_S3_SECRET_KEY=aggios-test-secret
+export TEST_PG_PAIR_PRIMARY_URL="$PG_PAIR_PRIMARY_URL" TEST_PG_PAIR_REPLICA_URL="$PG_PAIR_REPLICA_URL"
 say "cargo test"
 cargo test --workspace --locked 2>&1 | tee "$WORK/cargo-test.log"
 

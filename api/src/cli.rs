@@ -61,6 +61,15 @@ pub enum Command {
         #[command(subcommand)]
         action: PlatformAdminAction,
     },
+    /// One GET of a health endpoint, for a container's HEALTHCHECK (the
+    /// image has no shell or curl): exit 0 on a 2xx answer, 1 otherwise.
+    /// Reads no settings and connects to nothing else.
+    Healthcheck {
+        #[arg(long, default_value = "http://127.0.0.1:8080/healthz")]
+        url: url::Url,
+        #[arg(long, default_value_t = 2)]
+        timeout_secs: u64,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -174,13 +183,20 @@ fn parse_mode(s: &str) -> Result<Mode, String> {
 /// Whether a command needs the settings (everything except export-schema).
 impl Command {
     pub fn needs_settings(&self) -> bool {
-        !matches!(self, Command::ExportSchema { .. })
+        !matches!(self, Command::ExportSchema { .. } | Command::Healthcheck { .. })
     }
 }
 
 pub async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
     match command {
         Command::Serve => serve(settings).await,
+        Command::Healthcheck { url, timeout_secs } => {
+            let status = tokio::time::timeout(std::time::Duration::from_secs(timeout_secs), health_get(&url))
+                .await
+                .map_err(|_| anyhow::anyhow!("{url}: no answer within {timeout_secs}s"))??;
+            anyhow::ensure!((200..300).contains(&status), "{url} answered {status}");
+            Ok(())
+        }
         Command::Migrate { action } => migrate(action, &settings).await,
         Command::ExportSchema { output } => export_schema(&output, settings.is_production()),
         Command::Keys { action } => keys(action, &settings).await,
@@ -340,9 +356,27 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     println!("Aggios is listening on http://{addr}");
     println!("  GraphQL:    http://{addr}/graphql");
     println!("  Playground: http://{addr}/playground");
+    if let Some(at) = app.metrics_addr() {
+        println!("  Metrics:    http://{at}/metrics");
+    }
     crate::files::sweep::spawn_periodic(state.files.clone());
     app.run_until(shutdown_signal()).await?;
     Ok(())
+}
+
+/// The status code of one plain-HTTP `GET url`.
+async fn health_get(url: &url::Url) -> anyhow::Result<u16> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    anyhow::ensure!(url.scheme() == "http", "{url}: only http:// is checked (the server's own port, inside its container)");
+    let host = url.host_str().context("the URL has no host")?;
+    let port = url.port_or_known_default().unwrap_or(80);
+    let mut stream = tokio::net::TcpStream::connect((host, port)).await.with_context(|| format!("connecting to {host}:{port}"))?;
+    let request = format!("GET {} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n", &url[url::Position::BeforePath..]);
+    stream.write_all(request.as_bytes()).await?;
+    let mut head = [0u8; 64];
+    let n = stream.read(&mut head).await?;
+    let line = String::from_utf8_lossy(&head[..n]);
+    line.split_whitespace().nth(1).and_then(|s| s.parse().ok()).with_context(|| format!("{url}: not an HTTP answer"))
 }
 
 async fn migrate(action: MigrateAction, settings: &Settings) -> anyhow::Result<()> {

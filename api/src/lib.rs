@@ -11,6 +11,7 @@ pub mod files;
 pub mod graphql;
 pub mod http;
 pub mod identity;
+pub mod metrics;
 pub mod net;
 pub mod objects;
 pub mod persisted;

@@ -35,16 +35,22 @@ async fn main() -> ExitCode {
     } else {
         Settings::default()
     };
-    if let Err(e) = telemetry::init(settings.log_format(), &settings.log.level, std::io::stderr) {
-        eprintln!("aggios: cannot start logging: {e}");
-        return ExitCode::from(2);
-    }
-    match cli::run(cli.command, settings).await {
+    let traces = match telemetry::init_with_traces(settings.log_format(), &settings.log.level, std::io::stderr, &settings.tracing) {
+        Ok(traces) => traces,
+        Err(e) => {
+            eprintln!("aggios: cannot start logging: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    let code = match cli::run(cli.command, settings).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = ?e, "aggios stopped");
             eprintln!("aggios: {e:#}");
             ExitCode::FAILURE
         }
-    }
+    };
+    // After the server has stopped: every request's spans have ended.
+    traces.flush().await;
+    code
 }

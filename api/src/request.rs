@@ -35,7 +35,7 @@ impl RequestContext {
     /// Anonymous until the HTTP layer authenticates the request, and a
     /// reader until it says the operation writes ([`Self::begin_writing`]).
     pub fn new(request_id: String, resolved: ResolvedTenant, client: ClientInfo, db: &Database) -> Self {
-        let db = resolved.tenant.as_ref().map(|t| Arc::new(db.scoped_reader(t.id)));
+        let db = resolved.tenant.as_ref().map(|t| Arc::new(db.scoped_query(t.id)));
         Self { request_id, resolved, principal: Principal::Anonymous, credential_refused: false, client, db, extensions: Mutex::default() }
     }
 

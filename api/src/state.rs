@@ -65,6 +65,8 @@ impl AppState {
             ),
             None => Arc::new(MemoryCache::new()),
         };
+        // Read-your-writes marks live where every API replica sees them.
+        let db = db.with_replicas(&settings, cache.clone())?;
         let objects = Objects::from_settings(&settings)?;
         let tenants = TenantResolver::new(
             db.clone(),

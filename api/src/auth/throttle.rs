@@ -86,9 +86,12 @@ impl LoginThrottle {
         let limits = [self.per_pair, u64::MAX, self.per_address];
         let counters: Vec<(String, u64)> = keys.iter().cloned().zip(limits).collect();
         let retry_after = self.window.as_secs();
-        let refused = |i: usize| match i {
-            0 => ApiError::RateLimited { retry_after, why: "too many failed sign-ins for this account from this address" },
-            _ => ApiError::RateLimited { retry_after, why: "too many failed sign-ins from this address" },
+        let refused = |i: usize| {
+            crate::metrics::rate_limited("sign_in_failures");
+            match i {
+                0 => ApiError::RateLimited { retry_after, why: "too many failed sign-ins for this account from this address" },
+                _ => ApiError::RateLimited { retry_after, why: "too many failed sign-ins from this address" },
+            }
         };
         let local = self.local.reserve(&counters, self.window).await.map_err(|e| ApiError::internal(anyhow::anyhow!("{e}")))?;
         let mut counts = local.map_err(refused)?;

@@ -107,6 +107,14 @@ impl Cache for MemoryCache {
         Ok(Ok(counts))
     }
 
+    async fn raise(&self, key: &str, value: u64, ttl: Duration) -> Result<(), CacheError> {
+        let mut entries = self.lock();
+        let now = Instant::now();
+        let current = entries.get(key).filter(|(_, exp)| *exp > now).map_or(0, |(v, _)| parse_count(v));
+        entries.insert(key.to_owned(), (current.max(value).to_string().into_bytes(), now + ttl));
+        Ok(())
+    }
+
     async fn release(&self, keys: &[String]) -> Result<(), CacheError> {
         let mut entries = self.lock();
         let now = Instant::now();

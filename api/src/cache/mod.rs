@@ -37,6 +37,9 @@ pub trait Cache: Send + Sync + std::fmt::Debug {
     async fn reserve(&self, counters: &[(String, u64)], window: Duration) -> Result<Result<Vec<u64>, usize>, CacheError>;
     /// Gives back one unit of each counter (never below zero).
     async fn release(&self, keys: &[String]) -> Result<(), CacheError>;
+    /// Raises a high-water mark to at least `value` (never lowers it, however
+    /// writers race), keeping it `ttl` from now.
+    async fn raise(&self, key: &str, value: u64, ttl: Duration) -> Result<(), CacheError>;
     /// One atomic step over several rate-limit buckets (see [`gcra`]):
     /// each is charged its cost when all have room, none otherwise.
     async fn take(&self, buckets: &[gcra::Bucket]) -> Result<gcra::Taken, CacheError>;

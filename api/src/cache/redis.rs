@@ -10,8 +10,10 @@ use std::{
 
 use bb8_redis::{RedisConnectionManager, bb8};
 use redis::AsyncCommands as _;
+use tracing::Instrument as _;
 
 use super::{Breaker, Cache, CacheError, bus::Bus, gcra};
+use crate::telemetry::redis_command;
 
 #[derive(Debug, Clone)]
 pub struct RedisCache {
@@ -40,6 +42,13 @@ for i, key in ipairs(KEYS) do
   redis.call('PEXPIRE', key, ARGV[1], 'NX')
 end
 return counts
+";
+
+/// Raises KEYS[1] to ARGV[1] if that is higher, and keeps it ARGV[2] ms.
+const RAISE: &str = r"
+if tonumber(redis.call('GET', KEYS[1]) or '0') < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1]) end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 0
 ";
 
 /// Gives back one unit on each counter that is above zero.
@@ -110,7 +119,9 @@ impl RedisCache {
         &self,
         f: impl AsyncFnOnce(&mut redis::aio::MultiplexedConnection) -> redis::RedisResult<T>,
     ) -> Result<T, CacheError> {
+        let started = std::time::Instant::now();
         if self.breaker.is_open() {
+            crate::metrics::redis_call("skipped", started.elapsed());
             return Err(CacheError::Unavailable("Redis was unreachable moments ago; not waiting on it".into()));
         }
         let attempt = async {
@@ -121,6 +132,7 @@ impl RedisCache {
             Ok(r) => r,
             Err(_) => Err(format!("no answer within {} ms", self.timeout.as_millis())),
         };
+        crate::metrics::redis_call(if outcome.is_ok() { "ok" } else { "error" }, started.elapsed());
         outcome.map_err(|e| {
             if self.breaker.trip(&e) {
                 self.spawn_probe();
@@ -134,17 +146,17 @@ impl RedisCache {
 impl Cache for RedisCache {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, CacheError> {
         let key = self.key(key);
-        self.call(async |c| c.get(key).await).await
+        self.call(async |c| c.get(key).await).instrument(redis_command("GET")).await
     }
 
     async fn set(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), CacheError> {
         let key = self.key(key);
-        self.call(async |c| c.pset_ex(key, value, millis(ttl)).await).await
+        self.call(async |c| c.pset_ex(key, value, millis(ttl)).await).instrument(redis_command("PSETEX")).await
     }
 
     async fn delete(&self, key: &str) -> Result<(), CacheError> {
         let key = self.key(key);
-        self.call(async |c| c.del(key).await).await
+        self.call(async |c| c.del(key).await).instrument(redis_command("DEL")).await
     }
 
     async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, CacheError> {
@@ -152,7 +164,7 @@ impl Cache for RedisCache {
             return Ok(Vec::new());
         }
         let keys: Vec<String> = keys.iter().map(|k| self.key(k)).collect();
-        self.call(async |c| redis::cmd("MGET").arg(&keys).query_async(c).await).await
+        self.call(async |c| redis::cmd("MGET").arg(&keys).query_async(c).await).instrument(redis_command("MGET")).await
     }
 
     async fn incr(&self, key: &str, window: Duration) -> Result<u64, CacheError> {
@@ -162,6 +174,7 @@ impl Cache for RedisCache {
             .call(async |c| {
                 redis::pipe().atomic().incr(&key, 1u64).cmd("PEXPIRE").arg(&key).arg(millis(window)).arg("NX").query_async(c).await
             })
+            .instrument(redis_command("INCR"))
             .await?;
         Ok(count)
     }
@@ -173,12 +186,20 @@ impl Cache for RedisCache {
         for (key, limit) in counters {
             invocation.key(self.key(key)).arg(*limit);
         }
-        let reply: Vec<u64> = self.call(async |c| invocation.invoke_async(c).await).await?;
+        let reply: Vec<u64> = self.call(async |c| invocation.invoke_async(c).await).instrument(redis_command("EVALSHA")).await?;
         match reply.split_first() {
             Some((0, counts)) => Ok(Ok(counts.to_vec())),
             Some((i, _)) => Ok(Err(usize::try_from(*i).unwrap_or(1).saturating_sub(1))),
             None => Err(CacheError::Unavailable("an empty reply to a reservation".into())),
         }
+    }
+
+    async fn raise(&self, key: &str, value: u64, ttl: Duration) -> Result<(), CacheError> {
+        static SCRIPT: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(RAISE));
+        let mut invocation = SCRIPT.prepare_invoke();
+        invocation.key(self.key(key)).arg(value).arg(millis(ttl));
+        let _: i64 = self.call(async |c| invocation.invoke_async(c).await).instrument(redis_command("EVALSHA")).await?;
+        Ok(())
     }
 
     async fn release(&self, keys: &[String]) -> Result<(), CacheError> {
@@ -187,7 +208,7 @@ impl Cache for RedisCache {
         for key in keys {
             invocation.key(self.key(key));
         }
-        let _: i64 = self.call(async |c| invocation.invoke_async(c).await).await?;
+        let _: i64 = self.call(async |c| invocation.invoke_async(c).await).instrument(redis_command("EVALSHA")).await?;
         Ok(())
     }
 
@@ -199,7 +220,7 @@ impl Cache for RedisCache {
         for b in buckets {
             invocation.key(self.key(&b.key)).arg(b.interval_us).arg(b.capacity_us).arg(b.cost);
         }
-        let reply: Vec<i64> = self.call(async |c| invocation.invoke_async(c).await).await?;
+        let reply: Vec<i64> = self.call(async |c| invocation.invoke_async(c).await).instrument(redis_command("EVALSHA")).await?;
         gcra::Taken::from_reply(&reply, buckets.len())
             .ok_or_else(|| CacheError::Unavailable(format!("an unexpected reply to a rate-limit step: {reply:?}")))
     }
@@ -224,7 +245,7 @@ impl Cache for RedisCache {
         self.bus.deliver(message);
         let channel = self.channel.clone();
         let framed = self.bus.framed(message);
-        let sent = self.call(async |c| redis::cmd("PUBLISH").arg(channel).arg(&framed).query_async::<i64>(c).await).await;
+        let sent = self.call(async |c| redis::cmd("PUBLISH").arg(channel).arg(&framed).query_async::<i64>(c).await).instrument(redis_command("PUBLISH")).await;
         if let Err(e) = sent {
             tracing::warn!(
                 error = %e,

@@ -40,6 +40,8 @@ impl Default for Settings {
                 statement_timeout_ms: 10_000,
                 lock_timeout_ms: 2_000,
                 idle_in_transaction_timeout_ms: 30_000,
+                replica_urls: Vec::new(),
+                replica_max_lag_ms: 1_000,
             },
             redis: RedisSettings {
                 url: None,
@@ -88,6 +90,8 @@ impl Default for Settings {
             persisted_queries: PersistedQuerySettings::default(),
             limits: super::LimitsSettings::default(),
             subscriptions: super::SubscriptionSettings::default(),
+            metrics: super::MetricsSettings::default(),
+            tracing: super::TracingSettings::default(),
         }
     }
 }

@@ -7,9 +7,11 @@ use std::{net::IpAddr, path::PathBuf};
 
 mod defaults;
 mod limits;
+mod metrics;
 mod persisted_queries;
 mod rate_limits;
 mod subscriptions;
+mod traces;
 mod validate;
 
 use figment::{
@@ -22,10 +24,12 @@ use serde::{Deserialize, Serialize};
 pub use limits::LimitsSettings;
 pub use persisted_queries::PersistedQuerySettings;
 pub use rate_limits::RateLimitSettings;
+pub use metrics::MetricsSettings;
 pub use subscriptions::SubscriptionSettings;
+pub use traces::TracingSettings;
 
 /// Top-level sections; `AGGIOS_<SECTION>_<KEY>` maps to `<section>.<key>`.
-const SECTIONS: &[&str] = &["server", "database", "redis", "storage", "log", "auth", "limits", "rate_limits", "persisted_queries", "subscriptions"];
+const SECTIONS: &[&str] = &["server", "database", "redis", "storage", "log", "auth", "limits", "rate_limits", "persisted_queries", "subscriptions", "metrics", "tracing"];
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -42,6 +46,8 @@ pub struct Settings {
     pub persisted_queries: PersistedQuerySettings,
     pub limits: LimitsSettings,
     pub subscriptions: SubscriptionSettings,
+    pub metrics: MetricsSettings,
+    pub tracing: TracingSettings,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -123,6 +129,14 @@ pub struct DatabaseSettings {
     pub statement_timeout_ms: u64,
     pub lock_timeout_ms: u64,
     pub idle_in_transaction_timeout_ms: u64,
+    /// PostgreSQL streaming replicas (`postgres://...`) that queries read
+    /// from; mutations, and the reads of an agency whose latest write a
+    /// replica has not replayed yet, stay on the primary.
+    #[serde(serialize_with = "expose_vec")]
+    pub replica_urls: Vec<SecretString>,
+    /// A replica further behind the primary than this is not read from
+    /// until it catches up.
+    pub replica_max_lag_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -241,6 +255,10 @@ pub struct LogSettings {
     /// SQL statements are logged at debug; one that takes longer than this
     /// is logged at warn, with its text and time.
     pub slow_statement_ms: u64,
+}
+
+fn expose_vec<S: serde::Serializer>(v: &[SecretString], s: S) -> Result<S::Ok, S::Error> {
+    v.iter().map(|v| v.expose_secret().to_owned()).collect::<Vec<_>>().serialize(s)
 }
 
 fn expose_opt<S: serde::Serializer>(v: &Option<SecretString>, s: S) -> Result<S::Ok, S::Error> {

@@ -16,6 +16,15 @@ impl Settings {
         if let Some(url) = &self.database.migration_url {
             check_db_url("database.migration_url", url.expose_secret())?;
         }
+        for url in &self.database.replica_urls {
+            let url = url.expose_secret();
+            if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+                return Err(invalid("database.replica_urls", "each must start with postgres:// or postgresql://"));
+            }
+        }
+        if !self.database.replica_urls.is_empty() && !self.database_url().starts_with("postgres") {
+            return Err(invalid("database.replica_urls", "read replicas need database.url to be PostgreSQL"));
+        }
         let role = &self.database.runtime_role;
         if !role.is_empty()
             && !role.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
@@ -129,6 +138,8 @@ impl Settings {
         }
         self.persisted_queries.validate()?;
         self.subscriptions.validate()?;
+        self.tracing.validate()?;
+        self.metrics.validate()?;
         self.limits.validate()?;
         Ok(())
     }

@@ -40,7 +40,7 @@ pub async fn download(req: &Request, Path(grant): Path<String>, Data(state): Dat
 async fn serve_download(req: &Request, grant: &str, state: &AppState) -> Result<Response, ApiError> {
     let tenant = tenant_of(req, state).await?;
     let DownloadGrant { doc: doc_id, ver: version_id } = files::open_grant(&state.files, tenant, grant).ok_or_else(refused)?;
-    let db = state.db.scoped_reader(tenant);
+    let db = state.db.scoped_query(tenant);
     let found = async {
         let doc = store::documents::by_id(&db, doc_id).await?;
         let version = files::version_of_id(&db, version_id).await?;

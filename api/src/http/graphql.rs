@@ -19,6 +19,7 @@ use poem::{
 use super::{
     csrf, documents, graphql_body,
     live::Live,
+    observe::Outcome,
     pipeline,
     response::{self, Media},
     ws,
@@ -99,6 +100,7 @@ async fn operations(
         BatchRequest::Single(op) => {
             let done = run(schema, state, ctx.clone(), op, get).await?;
             let mut resp = answer(&done, media);
+            Outcome { operation: done.operation.clone(), batch: false, code: outcome_code(&done) }.mark(&mut resp);
             // Development only: how many SQL statements the request ran
             // (tests use it to prove batching; production hides it).
             if !state.settings.is_production()
@@ -122,7 +124,10 @@ async fn operations(
                     Err(e) => Done::failed(e),
                 });
             }
-            answer_batch(&done)
+            let mut resp = answer_batch(&done);
+            let code = done.iter().map(outcome_code).find(|c| c != "OK").unwrap_or_else(|| "OK".into());
+            Outcome { operation: None, batch: true, code }.mark(&mut resp);
+            resp
         }
     };
     resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -134,12 +139,19 @@ struct Done {
     response: async_graphql::Response,
     committed: bool,
     statements: Option<u64>,
+    /// The operation's name, as sent or as its persisted document says.
+    operation: Option<String>,
 }
 
 impl Done {
     /// An operation refused before it ran.
     fn failed(err: ApiError) -> Self {
-        Self { response: async_graphql::Response::from_errors(vec![err.into_server_error()]), committed: false, statements: None }
+        Self {
+            response: async_graphql::Response::from_errors(vec![err.into_server_error()]),
+            committed: false,
+            statements: None,
+            operation: None,
+        }
     }
 }
 
@@ -150,7 +162,11 @@ async fn run(schema: &AppSchema, state: &AppState, ctx: Arc<RequestContext>, op:
         Ok(resolved) => resolved,
         Err(e) => return Err(pipeline::abandon(&ctx, state, e).await),
     };
-    let query = is_query(&op, state.settings.limits.max_tokens);
+    let found = crate::graphql::shape::operation(&op.query, op.operation_name.as_deref(), state.settings.limits.max_tokens);
+    let operation = op.operation_name.clone().or_else(|| found.and_then(|(_, name)| name).map(str::to_owned));
+    // One that names no operation within the token budget counts as a
+    // query: execution refuses it before anything runs.
+    let query = found.is_none_or(|(kind, _)| kind == OperationType::Query);
     if get && !query {
         let refused = ApiError::MethodNotAllowed("only queries may be sent with GET; send mutations with POST");
         return Err(pipeline::abandon(&ctx, state, refused).await);
@@ -161,7 +177,7 @@ async fn run(schema: &AppSchema, state: &AppState, ctx: Arc<RequestContext>, op:
     }
     let execution = schema.execute(crate::graphql::prepare(op, ctx.clone(), state.clone()));
     let Ok(mut response) = tokio::time::timeout(state.settings.limits.operation_timeout(), execution).await else {
-        return Ok(timed_out(ctx, state));
+        return Ok(Done { operation, ..timed_out(ctx, state) });
     };
     let commit = response.errors.is_empty();
     let mut committed = commit;
@@ -171,7 +187,7 @@ async fn run(schema: &AppSchema, state: &AppState, ctx: Arc<RequestContext>, op:
     }
     documents::settle(state, registration, &response).await;
     let statements = ctx.db().ok().map(|db| db.statement_count());
-    Ok(Done { response, committed, statements })
+    Ok(Done { response, committed, statements, operation })
 }
 
 /// The operation ran past `limits.operation_timeout_ms`, and its execution
@@ -191,6 +207,12 @@ fn timed_out(ctx: Arc<RequestContext>, state: &AppState) -> Done {
         }
     });
     Done { statements, ..Done::failed(ApiError::Timeout { limit_ms }) }
+}
+
+/// The outcome a request's metrics and log line name: `OK`, or the first
+/// error's code.
+fn outcome_code(done: &Done) -> String {
+    done.response.errors.first().map_or_else(|| "OK".to_owned(), |e| code(e).unwrap_or_else(|| "GRAPHQL_ERROR".to_owned()))
 }
 
 fn code(err: &async_graphql::ServerError) -> Option<String> {
@@ -287,13 +309,4 @@ fn answer_batch(done: &[Done]) -> Response {
     let retry_after = done.iter().filter_map(|d| status_of(d, Media::Json).1).max();
     let body = serde_json::to_vec(&bodies).unwrap_or_default();
     with_retry_after(response::json(Media::Json, StatusCode::OK, body), retry_after)
-}
-
-/// Whether the operation the request would run is a query, read from the
-/// text's top level without parsing it (a document of a million tokens
-/// costs no parse here). One that names no operation within `max_tokens`
-/// tokens counts as a query: execution refuses it before anything runs.
-fn is_query(req: &async_graphql::Request, max_tokens: usize) -> bool {
-    crate::graphql::shape::operation_type(&req.query, req.operation_name.as_deref(), max_tokens)
-        .is_none_or(|ty| ty == OperationType::Query)
 }

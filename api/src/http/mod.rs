@@ -16,6 +16,8 @@ mod graphql_body;
 mod health;
 mod live;
 mod multipart;
+pub mod metrics;
+mod observe;
 mod pipeline;
 pub mod playground;
 mod rate_limit;
@@ -51,6 +53,7 @@ pub fn routes(state: AppState) -> impl Endpoint<Output = poem::Response> {
     let options = SchemaOptions { production: state.settings.is_production(), limits: state.settings.limits.clone() };
     let schema = serving_schema(options, documents);
     let live = live::Live::start(schema.clone(), state.clone());
+    let base_domain: Arc<str> = state.settings.server.base_domain.as_str().into();
     Route::new()
         .at("/graphql", get(graphql::graphql).post(graphql::graphql).around(rate_limit::with_headers))
         .at("/playground", get(playground::index))
@@ -69,5 +72,6 @@ pub fn routes(state: AppState) -> impl Endpoint<Output = poem::Response> {
         // A panic in a handler or library answers 500 instead of dropping the connection.
         .with(poem::middleware::CatchPanic::new())
         .around(move |ep, req| client_addr::with_client_addr(ep, trusted.clone(), req))
+        .around(move |ep, req| observe::with_observation(ep, req, base_domain.clone()))
         .around(request_id::with_request_id)
 }

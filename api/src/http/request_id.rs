@@ -1,8 +1,9 @@
 //! The request id: taken from `x-request-id` when it is a sane token,
 //! generated otherwise; returned on the response and attached to the span
-//! around the request, so every log line of the request carries it.
-
-use std::time::Instant;
+//! around the request, so every log line of the request carries it (the
+//! request's own line, `served`, is `observe`'s). When traces are exported,
+//! that span joins the caller's W3C trace context (`traceparent`); nothing
+//! about the trace is sent back.
 
 use poem::{Endpoint, IntoResponse, Request, Response, Result, http::HeaderValue};
 use tracing::Instrument as _;
@@ -28,13 +29,13 @@ pub async fn with_request_id<E: Endpoint>(next: E, mut req: Request) -> Result<R
         .map_or_else(|| Uuid::now_v7().to_string(), str::to_owned);
     req.extensions_mut().insert(RequestId(id.clone()));
     let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path());
+    crate::telemetry::continue_trace(&span, req.headers());
     async move {
-        let started = Instant::now();
         let mut resp = match next.call(req).await {
             Ok(r) => r.into_response(),
             Err(e) => e.into_response(),
         };
-        tracing::info!(status = resp.status().as_u16(), elapsed_ms = started.elapsed().as_secs_f64() * 1e3, "served");
+        crate::telemetry::record_status(&tracing::Span::current(), resp.status().as_u16());
         if let Ok(v) = HeaderValue::from_str(&id) {
             resp.headers_mut().insert(HEADER, v);
         }

@@ -67,6 +67,7 @@ pub fn json(media: Media, status: StatusCode, body: Vec<u8>) -> Response {
 pub fn error(err: ApiError, media: Media) -> Response {
     let status = err.status();
     let retry_after = err.retry_after();
+    let outcome = super::observe::Outcome { operation: None, batch: false, code: err.code().to_owned() };
     let body = serde_json::to_vec(&err.into_response_body()).unwrap_or_default();
     let mut resp = json(media, status, body);
     if status == StatusCode::UNAUTHORIZED {
@@ -75,6 +76,7 @@ pub fn error(err: ApiError, media: Media) -> Response {
     if let Some(secs) = retry_after {
         resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
     }
+    outcome.mark(&mut resp);
     resp
 }
 

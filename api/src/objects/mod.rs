@@ -26,9 +26,13 @@ use object_store::{
 use secrecy::ExposeSecret;
 use sha2::{Digest as _, Sha256};
 use tokio::io::AsyncReadExt as _;
-use uuid::Uuid;
+use tracing::Instrument as _;
 
 use crate::config::{Settings, StorageBackend};
+
+mod keys;
+
+pub use keys::{is_staging_key, staging_key, tenant_prefix, version_key};
 
 /// Parts of a multipart upload; S3 asks at least 5 MiB of every part but the last.
 pub const PART_BYTES: usize = 8 * 1024 * 1024;
@@ -99,28 +103,6 @@ impl From<StorageError> for anyhow::Error {
     }
 }
 
-/// The key of one version's bytes.
-pub fn version_key(tenant: Uuid, version: Uuid) -> String {
-    format!("{tenant}/documents/{version}")
-}
-
-/// The key a direct upload is PUT to. Its bytes are copied to the version's
-/// key when the upload is confirmed, so no grant can reach bytes a version
-/// points at.
-pub fn staging_key(tenant: Uuid, version: Uuid) -> String {
-    format!("{tenant}/uploads/{version}")
-}
-
-/// Whether `key` is a direct upload's staging key.
-pub fn is_staging_key(key: &str) -> bool {
-    key.split('/').nth(1) == Some("uploads")
-}
-
-/// The prefix of everything a tenant stores.
-pub fn tenant_prefix(tenant: Uuid) -> String {
-    format!("{tenant}/")
-}
-
 impl Objects {
     pub fn from_settings(settings: &Settings) -> anyhow::Result<Self> {
         let s = &settings.storage;
@@ -182,16 +164,34 @@ impl Objects {
         self.s3.is_some()
     }
 
+    /// Runs one call to the store in its span, counted and timed in the
+    /// metrics; both name it as S3 does (`PutObject`, `ListObjectsV2`, ...).
+    async fn observed<T, E>(&self, operation: &'static str, key: &str, call: impl Future<Output = Result<T, E>>) -> Result<T, E> {
+        let started = std::time::Instant::now();
+        let result = call.instrument(crate::telemetry::storage_call(self.s3.is_some(), operation, key)).await;
+        crate::metrics::storage_call(operation, result.is_ok(), started.elapsed());
+        result
+    }
+
     /// Reachable, authorised, and the bucket exists: a listing of a prefix
     /// that holds nothing (a missing bucket fails it, a missing key would not).
     pub async fn ping(&self) -> Result<(), object_store::Error> {
-        self.store.list_with_delimiter(Some(&Path::from("_aggios"))).await.map(|_| ())
+        self.observed("ListObjectsV2", "_aggios", self.store.list_with_delimiter(Some(&Path::from("_aggios")))).await.map(|_| ())
     }
 
     /// Streams `reader` to `key`, hashing as it goes: one PUT for a file of
     /// one part, a multipart upload (aborted on failure) for larger ones.
     /// Memory holds at most a few parts whatever the size.
     pub async fn put_stream(
+        &self,
+        key: &str,
+        reader: impl tokio::io::AsyncRead + Unpin,
+        content_type: &str,
+    ) -> Result<Stored, StorageError> {
+        self.observed("PutObject", key, self.put_stream_unobserved(key, reader, content_type)).await
+    }
+
+    async fn put_stream_unobserved(
         &self,
         key: &str,
         mut reader: impl tokio::io::AsyncRead + Unpin,
@@ -257,7 +257,7 @@ impl Objects {
         &self,
         key: &str,
     ) -> Result<(u64, futures::stream::BoxStream<'static, Result<Bytes, object_store::Error>>), StorageError> {
-        let got = self.store.get(&Path::from(key)).await?;
+        let got = self.observed("GetObject", key, self.store.get(&Path::from(key))).await?;
         let size = got.meta.size;
         Ok((size, got.into_stream().boxed()))
     }
@@ -281,10 +281,14 @@ impl Objects {
 
     /// Removes an object; one already gone is fine.
     pub async fn delete(&self, key: &str) -> Result<(), StorageError> {
-        match self.store.delete(&Path::from(key)).await {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-            Err(e) => Err(e.into()),
-        }
+        // A key already gone is an answer, not a failure of the store.
+        let deleted = async {
+            match self.store.delete(&Path::from(key)).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+                Err(e) => Err(StorageError::from(e)),
+            }
+        };
+        self.observed("DeleteObject", key, deleted).await
     }
 
     /// Removes an object now or, if storage fails, on a later
@@ -327,13 +331,13 @@ impl Objects {
 
     /// Copies an object within the store (server-side on S3).
     pub async fn copy(&self, from: &str, to: &str) -> Result<(), StorageError> {
-        Ok(self.store.copy(&Path::from(from), &Path::from(to)).await?)
+        Ok(self.observed("CopyObject", to, self.store.copy(&Path::from(from), &Path::from(to))).await?)
     }
 
     /// Everything under `prefix`.
     pub async fn list(&self, prefix: &str) -> Result<Vec<Listed>, StorageError> {
         let prefix = Path::from(prefix);
-        let found: Vec<_> = self.store.list(Some(&prefix)).try_collect().await?;
+        let found: Vec<_> = self.observed("ListObjectsV2", prefix.as_ref(), self.store.list(Some(&prefix)).try_collect()).await?;
         Ok(found.into_iter().map(|m| Listed { key: m.location.to_string(), last_modified: m.last_modified }).collect())
     }
 

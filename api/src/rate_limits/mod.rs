@@ -87,11 +87,14 @@ impl RateLimits {
         }
         match standings.iter().filter(|s| s.refused).max_by_key(|s| s.reset_secs) {
             None => Ok(()),
-            Some(s) => Err(ApiError::OverBudget {
+            Some(s) => Err({
+                crate::metrics::rate_limited(s.budget.name);
+                ApiError::OverBudget {
                 budget: s.budget.name,
                 quota: s.budget.quota,
                 window_secs: s.budget.window_secs,
                 retry_after: s.reset_secs,
+                }
             }),
         }
     }

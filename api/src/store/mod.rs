@@ -14,6 +14,7 @@ pub mod page;
 pub mod platform;
 pub mod projects;
 pub mod refresh_token;
+mod replicas;
 pub mod revocations;
 pub mod rows;
 pub mod scoped;
@@ -50,6 +51,8 @@ use crate::config::Settings;
 pub struct Database {
     pub(crate) backend: Backend,
     health: Arc<health::DbHealth>,
+    /// Read replicas, when `database.replica_urls` names any.
+    replicas: Option<Arc<replicas::Replicas>>,
 }
 
 #[derive(Clone)]
@@ -113,7 +116,7 @@ impl Database {
                 .with_context(|| format!("opening the SQLite database {url} (setting database.url)"))?;
             let writer = Writer { turn: Arc::new(Mutex::new(())), wait: acquire };
             let backend = Backend::Sqlite { orm: SqlxSqliteConnector::from_sqlx_sqlite_pool(pool), writer };
-            return Ok(Self { backend, health: Arc::new(health::DbHealth::default()) });
+            return Ok(Self { backend, health: Arc::new(health::DbHealth::default()), replicas: None });
         }
         let role = settings.database.runtime_role.clone();
         check_runtime_role(&url, &role).await?;
@@ -135,9 +138,25 @@ impl Database {
         let probe = pg_pool(PgPoolOptions::new().max_connections(1).acquire_timeout(health::PROBE_TIMEOUT), &role)
             .connect_lazy_with(options);
         let orm = SqlxPostgresConnector::from_sqlx_postgres_pool(pool.clone());
-        let db = Self { backend: Backend::Postgres { pool, orm, probe }, health: Arc::new(health::DbHealth::default()) };
+        let db = Self { backend: Backend::Postgres { pool, orm, probe }, health: Arc::new(health::DbHealth::default()), replicas: None };
         health::spawn_probe(&db);
         Ok(db)
+    }
+
+    /// Reads queries from `database.replica_urls` from now on, keeping each
+    /// agency's read-your-writes mark in `marks` (Redis when configured, so
+    /// every API replica sees it). Call before the handle is cloned.
+    pub fn with_replicas(mut self, settings: &Settings, marks: Arc<dyn crate::cache::Cache>) -> anyhow::Result<Self> {
+        if let Backend::Postgres { probe, .. } = &self.backend {
+            self.replicas = replicas::Replicas::connect(settings, probe.clone(), marks)?;
+        }
+        Ok(self)
+    }
+
+    /// Each read replica (`host:port/database`) and whether queries read
+    /// from it now (answering, and within `database.replica_max_lag_ms`).
+    pub fn replicas_usable(&self) -> Vec<(String, bool)> {
+        self.replicas.as_ref().map(|r| r.usable()).unwrap_or_default()
     }
 
     /// A plain connection for platform tables (tenants, platform admins) and
@@ -183,8 +202,27 @@ impl Database {
     }
 
     /// A handle that only reads: on SQLite it never waits for the writer.
+    /// It reads the primary (for work that must see the very latest, such
+    /// as the sweep deciding what is unreachable).
     pub fn scoped_reader(&self, tenant: Uuid) -> TenantDb {
         TenantDb::new(self.clone(), tenant, false)
+    }
+
+    /// A request's handle: it reads from a read replica when one is fresh
+    /// enough for the agency (see `replicas`), until it becomes a writer.
+    pub fn scoped_query(&self, tenant: Uuid) -> TenantDb {
+        TenantDb::new(self.clone(), tenant, false).on_replicas()
+    }
+
+    /// Reports each pool's connections to the metrics (when scraped).
+    pub fn report_pools(&self) {
+        match &self.backend {
+            Backend::Postgres { pool, .. } => report_pool("primary", pool),
+            Backend::Sqlite { orm, .. } => report_pool("primary", orm.get_sqlite_connection_pool()),
+        }
+        if let Some(replicas) = &self.replicas {
+            replicas.report_pools();
+        }
     }
 
     pub fn backend_name(&self) -> &'static str {
@@ -243,6 +281,11 @@ fn pg_pool(options: PgPoolOptions, role: &str) -> PgPoolOptions {
             Ok(())
         })
     })
+}
+
+fn report_pool<DB: sqlx::Database>(name: &str, pool: &sqlx::Pool<DB>) {
+    let idle = u32::try_from(pool.num_idle()).unwrap_or(u32::MAX);
+    crate::metrics::pool(name, pool.size().saturating_sub(idle), idle, pool.options().get_max_connections());
 }
 
 /// `col` contains `text`, case-insensitively and the same on both backends

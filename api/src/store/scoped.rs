@@ -17,7 +17,7 @@
 //!
 //! Requests that never touch tenant data never take a connection.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use sea_orm::{
     ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, ExecResult, QueryResult, SqliteTransactionMode,
@@ -31,6 +31,7 @@ use sea_orm::{
 use sea_orm::sea_query::Values;
 use sea_query_sqlx::SqlxValues;
 use tokio::sync::Mutex;
+use tracing::Instrument as _;
 use uuid::Uuid;
 
 use super::{Backend, Database, WriteTurn};
@@ -44,11 +45,13 @@ enum Tx {
 }
 
 /// The open transaction, whether the next one may write, and whether any
-/// statement of it might have written.
+/// statement of it might have written; `span`: the open transaction's, the
+/// parent of its statements' (see `telemetry`).
 struct State {
     tx: Option<Tx>,
     writes: bool,
     wrote: bool,
+    span: tracing::Span,
 }
 
 pub struct TenantDb {
@@ -56,6 +59,11 @@ pub struct TenantDb {
     tenant: Uuid,
     state: Mutex<State>,
     statements: AtomicU64,
+    /// A reader's transaction may begin on a read replica (see
+    /// `replicas`); cleared for good once the handle writes.
+    use_replicas: AtomicBool,
+    /// The open transaction is a replica's.
+    on_replica: AtomicBool,
 }
 
 impl std::fmt::Debug for TenantDb {
@@ -66,7 +74,20 @@ impl std::fmt::Debug for TenantDb {
 
 impl TenantDb {
     pub(super) fn new(db: Database, tenant: Uuid, writes: bool) -> Self {
-        Self { db, tenant, state: Mutex::new(State { tx: None, writes, wrote: false }), statements: AtomicU64::new(0) }
+        Self {
+            db,
+            tenant,
+            state: Mutex::new(State { tx: None, writes, wrote: false, span: tracing::Span::none() }),
+            statements: AtomicU64::new(0),
+            use_replicas: AtomicBool::new(false),
+            on_replica: AtomicBool::new(false),
+        }
+    }
+
+    /// Lets the handle's reads begin on a read replica.
+    pub(super) fn on_replicas(self) -> Self {
+        self.use_replicas.store(self.db.replicas.is_some(), Ordering::Release);
+        self
     }
 
     pub fn tenant(&self) -> Uuid {
@@ -87,11 +108,13 @@ impl TenantDb {
         if self.db.ensure_up().is_err() {
             return Err(DbErr::ConnectionAcquire(sea_orm::ConnAcquireErr::ConnectionClosed));
         }
+        let acquiring = crate::metrics::Acquiring::start();
         let began = tokio::select! {
             began = self.begin_on_backend(writes) => began,
             // Found down while this request waited for a connection.
             () = &mut went_down => Err(DbErr::ConnectionAcquire(sea_orm::ConnAcquireErr::ConnectionClosed)),
         };
+        drop(acquiring);
         if let Err(e) = &began {
             self.db.observe(e);
         }
@@ -100,7 +123,24 @@ impl TenantDb {
 
     async fn begin_on_backend(&self, writes: bool) -> Result<Tx, DbErr> {
         match &self.db.backend {
-            Backend::Postgres { pool, .. } => begin_postgres(pool, self.tenant).await.map(Tx::Postgres),
+            Backend::Postgres { pool, .. } => {
+                self.on_replica.store(false, Ordering::Release);
+                if !writes
+                    && self.use_replicas.load(Ordering::Acquire)
+                    && let Some(replicas) = &self.db.replicas
+                    && let Some(replica) = replicas.reader(self.tenant).await
+                {
+                    match begin_postgres(replica, self.tenant).await {
+                        Ok(tx) => {
+                            self.on_replica.store(true, Ordering::Release);
+                            return Ok(Tx::Postgres(tx));
+                        }
+                        // The primary answers instead.
+                        Err(e) => replicas.failed(replica, &e),
+                    }
+                }
+                begin_postgres(pool, self.tenant).await.map(Tx::Postgres)
+            }
             Backend::Sqlite { orm, .. } if writes => {
                 let turn = self.db.write_turn().await?;
                 let immediate = TransactionOptions {
@@ -120,6 +160,12 @@ impl TenantDb {
     pub async fn begin_writing(&self) -> Result<(), DbErr> {
         let mut state = self.state.lock().await;
         state.writes = true;
+        // A replica's transaction (what authentication read) ends unused:
+        // the writes and what they read run on the primary.
+        self.use_replicas.store(false, Ordering::Release);
+        if self.on_replica.swap(false, Ordering::AcqRel) {
+            state.tx = None;
+        }
         match state.tx.take() {
             Some(Tx::Sqlite { tx, turn: None }) => tx.commit().await,
             open => {
@@ -138,19 +184,32 @@ impl TenantDb {
     /// connection on release then sends it with its own message, so a read
     /// costs one round trip less, and the outcome is the same as a commit.
     pub async fn finish(&self, commit: bool) -> Result<(), DbErr> {
-        let (tx, wrote) = {
+        let (tx, wrote, span) = {
             let mut state = self.state.lock().await;
-            (state.tx.take(), std::mem::take(&mut state.wrote))
+            (state.tx.take(), std::mem::take(&mut state.wrote), std::mem::replace(&mut state.span, tracing::Span::none()))
         };
         let Some(tx) = tx else {
             return Ok(());
         };
+        // Held to the end: the span lasts until the transaction has ended.
+        span.record("outcome", match (commit, wrote) {
+            (false, _) => "rollback",
+            (true, false) => "read",
+            (true, true) => "commit",
+        });
         match (tx, commit) {
             (Tx::Postgres(tx), true) if !wrote => {
                 drop(tx);
                 Ok(())
             }
-            (Tx::Postgres(tx), true) => tx.commit().await.map_err(exec_err),
+            (Tx::Postgres(tx), true) => {
+                tx.commit().await.map_err(exec_err)?;
+                // Before the answer: the agency's next read must see it.
+                if let (Some(replicas), Backend::Postgres { pool, .. }) = (&self.db.replicas, &self.db.backend) {
+                    replicas.wrote(pool, self.tenant).await;
+                }
+                Ok(())
+            }
             (Tx::Postgres(tx), false) => tx.rollback().await.map_err(exec_err),
             (Tx::Sqlite { tx, turn }, commit) => {
                 let ended = if commit { tx.commit().await } else { tx.rollback().await };
@@ -166,16 +225,27 @@ impl TenantDb {
     async fn with_tx<T>(
         &self,
         reads_only: bool,
+        sql: &str,
         f: impl AsyncFnOnce(&mut Tx) -> Result<T, DbErr>,
     ) -> Result<T, DbErr> {
         let mut state = self.state.lock().await;
+        let system = self.db.backend_name();
+        // A statement that may write, in a replica's transaction (a reader
+        // that turned out to write): it and all after it run on the primary.
+        if !reads_only && self.on_replica.swap(false, Ordering::AcqRel) {
+            self.use_replicas.store(false, Ordering::Release);
+            state.tx = None;
+        }
         if state.tx.is_none() {
-            state.tx = Some(self.begin(state.writes).await?);
+            let span = crate::telemetry::db_transaction(system);
+            state.tx = Some(self.begin(state.writes).instrument(span.clone()).await?);
+            state.span = span;
         }
         state.wrote |= !reads_only;
         self.statements.fetch_add(1, Ordering::Relaxed);
+        let span = crate::telemetry::db_statement(&state.span, system, sql);
         match state.tx.as_mut() {
-            Some(tx) => f(tx).await,
+            Some(tx) => f(tx).instrument(span).await,
             None => Err(DbErr::Custom("transaction vanished".into())),
         }
     }
@@ -222,7 +292,7 @@ impl ConnectionTrait for TenantDb {
     }
 
     async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
-        self.with_tx(false, async |tx| match tx {
+        self.with_tx(false, &stmt.sql, async |tx| match tx {
             Tx::Postgres(conn) => {
                 pg_query(&stmt).execute(&mut **conn).await.map(Into::into).map_err(exec_err)
             }
@@ -232,7 +302,7 @@ impl ConnectionTrait for TenantDb {
     }
 
     async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
-        self.with_tx(false, async |tx| match tx {
+        self.with_tx(false, sql, async |tx| match tx {
             Tx::Postgres(conn) => sqlx::raw_sql(AssertSqlSafe(sql.to_owned()))
                 .execute(&mut **conn)
                 .await
@@ -244,7 +314,7 @@ impl ConnectionTrait for TenantDb {
     }
 
     async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
-        self.with_tx(is_select(&stmt.sql), async |tx| match tx {
+        self.with_tx(is_select(&stmt.sql), &stmt.sql, async |tx| match tx {
             Tx::Postgres(conn) => pg_query(&stmt)
                 .fetch_optional(&mut **conn)
                 .await
@@ -256,7 +326,7 @@ impl ConnectionTrait for TenantDb {
     }
 
     async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
-        self.with_tx(is_select(&stmt.sql), async |tx| match tx {
+        self.with_tx(is_select(&stmt.sql), &stmt.sql, async |tx| match tx {
             Tx::Postgres(conn) => pg_query(&stmt)
                 .fetch_all(&mut **conn)
                 .await

@@ -84,6 +84,17 @@ async fn serve_on_the_embedded_default_answers_and_sigterm_lets_in_flight_reques
     assert!(lines.next_line().await.unwrap().unwrap().contains("/graphql"));
     assert!(lines.next_line().await.unwrap().unwrap().contains("/playground"));
 
+    // The image's HEALTHCHECK: `aggios healthcheck` exits 0 only on a 2xx.
+    let healthcheck = |path: &str| {
+        let mut cmd = aggios();
+        cmd.args(["healthcheck", "--url", &format!("http://{addr}{path}")]);
+        async move { cmd.output().await.unwrap() }
+    };
+    assert!(healthcheck("/healthz").await.status.success());
+    let missing = healthcheck("/nowhere").await;
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("answered 404"), "{}", String::from_utf8_lossy(&missing.stderr));
+
     let body = r#"{"query":"{ __typename }"}"#;
     let (first, rest) = body.split_at(10);
     let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
@@ -109,6 +120,7 @@ async fn serve_on_the_embedded_default_answers_and_sigterm_lets_in_flight_reques
 
     let status = tokio::time::timeout(Duration::from_secs(15), child.wait()).await.unwrap().unwrap();
     assert!(status.success(), "exit after SIGTERM: {status:?}");
+    assert_eq!(healthcheck("/healthz").await.status.code(), Some(1), "a stopped server is unhealthy");
 }
 
 #[test]

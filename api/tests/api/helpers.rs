@@ -71,6 +71,8 @@ pub fn s3() -> S3Endpoint {
 pub struct TestDatabase {
     pub name: String,
     pub url: String,
+    /// The server's administrator connection the database was made with.
+    pub admin: String,
 }
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
@@ -84,14 +86,18 @@ fn db_url(admin: &str, db: &str) -> String {
 
 impl TestDatabase {
     pub async fn create() -> Self {
-        let admin = pg_admin_url();
+        Self::create_on(pg_admin_url()).await
+    }
+
+    /// A database of its own on the server `admin` connects to.
+    pub async fn create_on(admin: String) -> Self {
         let mut conn = PgConnection::connect(&admin)
             .await
             .unwrap_or_else(|e| panic!("PostgreSQL at TEST_PG_URL ({admin}) is unreachable: {e}"));
         SWEPT.get_or_init(|| sweep_leftovers(&admin)).await;
         let name = format!("aggios_t_{}_{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed));
         conn.execute(sqlx::raw_sql(AssertSqlSafe(format!("CREATE DATABASE {name}")))).await.expect("create test database");
-        Self { url: db_url(&admin, &name), name }
+        Self { url: db_url(&admin, &name), name, admin }
     }
 }
 
@@ -112,7 +118,7 @@ async fn sweep_leftovers(admin: &str) {
 
 impl Drop for TestDatabase {
     fn drop(&mut self) {
-        let admin = pg_admin_url();
+        let admin = self.admin.clone();
         let name = self.name.clone();
         // Drop runs outside async: a thread of its own with its own runtime.
         let _ = std::thread::spawn(move || {
@@ -132,6 +138,8 @@ type Tweak = Box<dyn FnOnce(&mut Settings)>;
 
 pub struct TestAppBuilder {
     backend: Backend,
+    /// On the PostgreSQL pair (TEST_PG_PAIR_*), reading from its replica.
+    read_replica: bool,
     redis: Option<String>,
     s3: Option<S3Endpoint>,
     production: bool,
@@ -139,6 +147,14 @@ pub struct TestAppBuilder {
 }
 
 impl TestAppBuilder {
+    /// PostgreSQL on the test pair's primary, with `database.replica_urls`
+    /// naming its streaming replica (`database.replica_max_lag_ms` as set).
+    pub fn with_read_replica(mut self, max_lag_ms: u64) -> Self {
+        self.read_replica = true;
+        self.tweaks.push(Box::new(move |s| s.database.replica_max_lag_ms = max_lag_ms));
+        self
+    }
+
     pub fn with_redis(self) -> Self {
         self.with_redis_url(redis_url())
     }
@@ -206,6 +222,13 @@ impl TestAppBuilder {
         }
         let pg = match self.backend {
             Backend::Sqlite => None,
+            Backend::Postgres if self.read_replica => {
+                let db = TestDatabase::create_on(required_env("TEST_PG_PAIR_PRIMARY_URL")).await;
+                settings.database.url = Some(db.url.clone().into());
+                settings.database.migrate_on_start = Some(true);
+                settings.database.replica_urls = vec![db_url(&required_env("TEST_PG_PAIR_REPLICA_URL"), &db.name).into()];
+                Some(Arc::new(db))
+            }
             Backend::Postgres => {
                 let db = TestDatabase::create().await;
                 settings.database.url = Some(db.url.clone().into());
@@ -264,7 +287,7 @@ impl Answer {
 
 impl TestApp {
     pub fn builder(backend: Backend) -> TestAppBuilder {
-        TestAppBuilder { backend, redis: None, s3: None, production: false, tweaks: Vec::new() }
+        TestAppBuilder { backend, read_replica: false, redis: None, s3: None, production: false, tweaks: Vec::new() }
     }
 
     pub async fn new(backend: Backend) -> Self {

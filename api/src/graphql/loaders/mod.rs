@@ -92,7 +92,8 @@ struct Loads(std::sync::Mutex<Vec<tokio::task::AbortHandle>>);
 
 impl Loads {
     fn spawn(&self, load: futures::future::BoxFuture<'static, ()>) {
-        let handle = tokio::spawn(load).abort_handle();
+        // In the request's span: its statements and log lines are the request's.
+        let handle = tokio::spawn(tracing::Instrument::in_current_span(load)).abort_handle();
         let mut running = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         running.retain(|h| !h.is_finished());
         running.push(handle);

@@ -18,7 +18,7 @@ mod operation;
 use std::collections::HashMap;
 
 use lexer::{Lexer, Token};
-pub use operation::operation_type;
+pub use operation::{operation, operation_type};
 
 /// What a document holds: the largest of its operations' counts, each with
 /// its fragments counted where they are spread, as async-graphql walks them

@@ -1,4 +1,5 @@
-//! The type of a request's operation, read from the top level of its text.
+//! The type and name of a request's operation, read from the top level of
+//! its text.
 
 use async_graphql::parser::types::OperationType;
 
@@ -9,6 +10,12 @@ use super::lexer::{Lexer, Token};
 /// before execution (a query runs as a reader), at no parser's cost. `None`
 /// when there is none within `budget` tokens: execution will refuse it.
 pub fn operation_type(text: &str, name: Option<&str>, budget: usize) -> Option<OperationType> {
+    operation(text, name, budget).map(|(kind, _)| kind)
+}
+
+/// [`operation_type`], with the operation's name when it has one (what
+/// metrics and the request's log line call it).
+pub fn operation<'t>(text: &'t str, name: Option<&str>, budget: usize) -> Option<(OperationType, Option<&'t str>)> {
     enum At {
         Between,
         Keyword(OperationType),
@@ -16,7 +23,7 @@ pub fn operation_type(text: &str, name: Option<&str>, budget: usize) -> Option<O
     }
     let mut at = At::Between;
     let mut depth = 0usize;
-    let chosen = |kind: OperationType, named: Option<&str>| (name.is_none() || named == name).then_some(kind);
+    let chosen = |kind: OperationType, named: Option<&'t str>| (name.is_none() || named == name).then_some((kind, named));
     for token in Lexer::new(text).take(budget) {
         if depth == 0 {
             match (&at, token) {
@@ -72,5 +79,8 @@ mod tests {
         assert_eq!(operation_type("mutation @d { x }", None, 1000), Some(OperationType::Mutation));
         assert_eq!(operation_type("fragment F on Q { y } subscription S { x }", None, 1000), Some(OperationType::Subscription));
         assert_eq!(operation_type("mutation B { x }", Some("B"), 1), None, "past the budget");
+        assert_eq!(operation(doc, None, 1000), Some((OperationType::Query, Some("A"))));
+        assert_eq!(operation(doc, Some("B"), 1000), Some((OperationType::Mutation, Some("B"))));
+        assert_eq!(operation("{ z }", None, 1000), Some((OperationType::Query, None)));
     }
 }

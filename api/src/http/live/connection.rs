@@ -131,6 +131,7 @@ impl Drop for Slot {
         }
         drop(counts);
         self.hub.connections.write().unwrap_or_else(PoisonError::into_inner).remove(&self.conn.id);
+        crate::metrics::websocket_connections(-1.0);
         self.hub.forget_connection(&self.conn);
     }
 }

@@ -188,6 +188,7 @@ impl Live {
             closed: self.inner.state.stopping.child_token(),
         });
         self.inner.connections.write().unwrap_or_else(PoisonError::into_inner).insert(id, conn.clone());
+        crate::metrics::websocket_connections(1.0);
         let slot = Slot { hub: self.inner.clone(), conn: conn.clone(), subject, agency };
         Ok((conn, slot))
     }
@@ -196,6 +197,7 @@ impl Live {
     pub fn follow(&self, sub: Sub) {
         let agency = sub.conn.agency();
         self.inner.feeds.write().unwrap_or_else(PoisonError::into_inner).entry(agency).or_default().push(Arc::new(sub));
+        crate::metrics::subscriptions(1.0);
     }
 
     /// Stops delivering the connection's subscription `id`.
@@ -214,7 +216,9 @@ impl Inner {
         let agency = conn.agency();
         let mut feeds = self.feeds.write().unwrap_or_else(PoisonError::into_inner);
         if let Some(subs) = feeds.get_mut(&agency) {
+            let before = subs.len();
             subs.retain(|s| s.conn.id != conn.id || keep(s));
+            crate::metrics::subscriptions(-((before - subs.len()) as f64));
             if subs.is_empty() {
                 feeds.remove(&agency);
             }
@@ -226,12 +230,15 @@ impl Inner {
     async fn deliver(&self, change: &Change, group: Vec<Arc<Sub>>) {
         let Some(first) = group.first() else { return };
         let Some(payload) = self.resolve(first, change).await else { return };
+        let mut sent = 0;
         for sub in &group {
             if sub.conn.closed.is_cancelled() {
                 continue;
             }
             sub.conn.send(next_message(&sub.id, &payload));
+            sent += 1;
         }
+        crate::metrics::subscription_messages(sent);
     }
 
     /// The subscription's answer to `change` as JSON, or `None` when its
