@@ -56,9 +56,9 @@ impl Application {
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send) -> std::io::Result<()> {
         let limits = http::server::Limits::from_settings(&self.state.settings.server);
         let db = self.state.db.clone();
-        // Boxed: the middleware stack's type nests too deep for rustc to lay
-        // out the connection future in a release build.
         let stopping = self.state.stopping.clone();
+        let draining = self.state.draining.clone();
+        let drain = Duration::from_secs(self.state.settings.server.drain_secs);
         // Metrics stay up while the server drains, and stop with it.
         let metrics_stop = tokio_util::sync::CancellationToken::new();
         let metrics = self.metrics.map(|(listener, handle)| {
@@ -69,9 +69,16 @@ impl Application {
                 poem::Server::new_with_acceptor(acceptor).run_with_graceful_shutdown(routes, stop.cancelled_owned(), Some(Duration::from_secs(1))).await
             })
         });
+        // Boxed: the middleware stack's type nests too deep for rustc to lay
+        // out the connection future in a release build.
         let routes = poem::EndpointExt::boxed(http::routes(self.state));
         let shutdown = async move {
             shutdown.await;
+            if !drain.is_zero() {
+                draining.cancel();
+                tracing::info!(drain_secs = drain.as_secs(), "draining: /healthz and /readyz answer 503 while requests are still served (setting server.drain_secs)");
+                tokio::time::sleep(drain).await;
+            }
             stopping.cancel();
         };
         let result = http::server::serve(self.listener, routes, limits, shutdown).await;

@@ -38,6 +38,9 @@ pub struct AppState {
     /// Cancelled when the server begins to stop: long-lived connections
     /// (subscriptions) close then instead of holding the shutdown.
     pub stopping: tokio_util::sync::CancellationToken,
+    /// Cancelled at SIGTERM, `server.drain_secs` before `stopping`:
+    /// readiness answers 503 meanwhile, so balancers turn away.
+    pub draining: tokio_util::sync::CancellationToken,
 }
 
 impl AppState {
@@ -98,6 +101,7 @@ impl AppState {
             persisted,
             rate_limits,
             stopping: tokio_util::sync::CancellationToken::new(),
+            draining: tokio_util::sync::CancellationToken::new(),
         })
     }
 }

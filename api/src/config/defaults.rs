@@ -18,6 +18,7 @@ impl Default for Settings {
                 base_domain: "localhost".into(),
                 environment: Environment::Development,
                 shutdown_grace_secs: 30,
+                drain_secs: 0,
                 tenant_cache_ttl_secs: 30,
                 trusted_proxies: Vec::new(),
                 header_read_timeout_secs: 10,

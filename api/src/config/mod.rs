@@ -68,6 +68,11 @@ pub struct ServerSettings {
     pub environment: Environment,
     /// How long in-flight requests may run on after SIGTERM.
     pub shutdown_grace_secs: u64,
+    /// After SIGTERM, how long the server goes on serving everything while
+    /// `/readyz` answers 503, before it stops accepting: a load balancer
+    /// that checks readiness more often than this has stopped sending it
+    /// requests by then, so none is refused (0: stop accepting at once).
+    pub drain_secs: u64,
     /// How long a resolved host -> tenant mapping is cached.
     pub tenant_cache_ttl_secs: u64,
     /// Proxies (addresses or CIDR ranges, e.g. Traefik's network) whose

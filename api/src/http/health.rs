@@ -1,5 +1,6 @@
-//! `/healthz` (the process is alive) and `/readyz` (the database, the cache
-//! and object storage all answer). Readiness names the failing dependency and
+//! `/healthz` (the process is alive and not draining before a stop: what a
+//! load balancer asks) and `/readyz` (that, and the database, the cache and
+//! object storage all answer: what an operator asks). Readiness names the failing dependency and
 //! why, for the operator; it reveals nothing of any tenant.
 
 use std::time::Duration;
@@ -11,9 +12,23 @@ use crate::state::AppState;
 
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// A balancer checks this one: every replica shares the dependencies
+/// `/readyz` checks, so failing on them would take every replica out at
+/// once and turn a degraded service (each answers 503 fast for what needs
+/// the missing dependency) into no service. Only draining turns it away.
 #[handler]
-pub async fn healthz() -> Json<Value> {
-    Json(json!({ "status": "ok" }))
+pub async fn healthz(Data(state): Data<&AppState>) -> Response {
+    if state.draining.is_cancelled() {
+        return stopping();
+    }
+    Json(json!({ "status": "ok" })).into_response()
+}
+
+/// The answer while draining: 503, so balancers send nothing new.
+fn stopping() -> Response {
+    let mut resp = Json(json!({ "status": "stopping" })).into_response();
+    resp.set_status(StatusCode::SERVICE_UNAVAILABLE);
+    resp
 }
 
 async fn check<F, E>(backend: &str, fut: F) -> (bool, Value)
@@ -30,6 +45,9 @@ where
 
 #[handler]
 pub async fn readyz(Data(state): Data<&AppState>) -> Response {
+    if state.draining.is_cancelled() {
+        return stopping();
+    }
     let ((db_ok, db), (cache_ok, cache), (obj_ok, objects)) = tokio::join!(
         check(state.db.backend_name(), state.db.ping()),
         check(state.cache.backend_name(), state.cache.ping()),

@@ -224,3 +224,49 @@ async fn deactivating_a_platform_administrator_from_the_command_line_ends_their_
         .await;
     assert_eq!(again.code(), Some("INVALID_CREDENTIALS"));
 }
+
+#[tokio::test]
+async fn with_a_drain_period_sigterm_turns_readiness_away_while_requests_are_still_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = aggios()
+        .current_dir(dir.path())
+        .env("AGGIOS_SERVER_PORT", "0")
+        .env("AGGIOS_SERVER_DRAIN_SECS", "2")
+        .arg("serve")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let addr = loop {
+        let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line()).await.unwrap().unwrap().expect("the server says where it listens");
+        if let Some(url) = line.strip_prefix("Aggios is listening on ") {
+            break url.trim().to_owned();
+        }
+    };
+    assert_eq!(reqwest::get(format!("{addr}/readyz")).await.unwrap().status(), 200);
+    let pid = child.id().unwrap().to_string();
+    assert!(tokio::process::Command::new("kill").args(["-TERM", &pid]).status().await.unwrap().success());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // Draining: readiness is 503 so a balancer turns away, but requests
+    // (new connections too) are still answered.
+    for path in ["/readyz", "/healthz"] {
+        let ready = reqwest::get(format!("{addr}{path}")).await.unwrap();
+        assert_eq!(ready.status(), 503, "{path}");
+        assert_eq!(ready.text().await.unwrap(), r#"{"status":"stopping"}"#);
+    }
+    let answered = reqwest::Client::new()
+        .post(format!("{addr}/graphql"))
+        .header("content-type", "application/json")
+        .body(r#"{"query":"{ __typename }"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answered.status(), 200);
+
+    // Then it stops accepting and exits.
+    let status = tokio::time::timeout(Duration::from_secs(15), child.wait()).await.unwrap().unwrap();
+    assert!(status.success(), "exit after SIGTERM: {status:?}");
+    assert!(reqwest::get(format!("{addr}/readyz")).await.is_err());
+}
