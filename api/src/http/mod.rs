@@ -54,6 +54,7 @@ pub fn routes(state: AppState) -> impl Endpoint<Output = poem::Response> {
     let schema = serving_schema(options, documents);
     let live = live::Live::start(schema.clone(), state.clone());
     let base_domain: Arc<str> = state.settings.server.base_domain.as_str().into();
+    let draining = state.draining.clone();
     Route::new()
         .at("/graphql", get(graphql::graphql).post(graphql::graphql).around(rate_limit::with_headers))
         .at("/playground", get(playground::index))
@@ -72,6 +73,7 @@ pub fn routes(state: AppState) -> impl Endpoint<Output = poem::Response> {
         // A panic in a handler or library answers 500 instead of dropping the connection.
         .with(poem::middleware::CatchPanic::new())
         .around(move |ep, req| client_addr::with_client_addr(ep, trusted.clone(), req))
+        .around(move |ep, req| health::with_drain(ep, req, draining.clone()))
         .around(move |ep, req| observe::with_observation(ep, req, base_domain.clone()))
         .around(request_id::with_request_id)
 }

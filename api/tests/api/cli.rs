@@ -264,6 +264,7 @@ async fn with_a_drain_period_sigterm_turns_readiness_away_while_requests_are_sti
         .await
         .unwrap();
     assert_eq!(answered.status(), 200);
+    assert_eq!(answered.headers()["connection"], "close", "a proxy's pooled connection ends cleanly");
 
     // Then it stops accepting and exits.
     let status = tokio::time::timeout(Duration::from_secs(15), child.wait()).await.unwrap().unwrap();
