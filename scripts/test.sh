@@ -100,6 +100,8 @@ node playground/check.mjs "$ADDR" "$WORK/playground.png"
 # --- real clients: graphql-http audits, Apollo Client refresh, CORS ----------
 say "client programs against a server of their own"
 clients/run.sh "$BIN" || die "client programs (clients/run.sh)"
+say "the topology without Docker: Traefik, two replicas, a streaming read replica (topology/run.sh)"
+topology/run.sh "$BIN" || die "the topology test (topology/run.sh)"
 
 passed=$(grep -oE '^test result: ok\. [0-9]+ passed' "$WORK/cargo-test.log" | awk '{s+=$4} END {print s+0}')
 echo "all checks passed: $passed Rust tests, compose validation, playground in Chromium, client programs"
