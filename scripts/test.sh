@@ -81,6 +81,10 @@ export TEST_PG_URL="$PG_URL" TEST_REDIS_URL="$REDIS_URL"
 export TEST_S3_ENDPOINT="http://127.0.0.1:$S3_PORT" TEST_S3_BUCKET=aggios-test
 export TEST_S3_ACCESS_KEY=aggios-test TEST_S3_SECRET_KEY=aggios-test-secret
 export TEST_PG_PAIR_PRIMARY_URL="$PG_PAIR_PRIMARY_URL" TEST_PG_PAIR_REPLICA_URL="$PG_PAIR_REPLICA_URL"
+# The integration tests serve whole requests on libtest's threads (2 MiB by
+# default) in a debug build, whose async frames are several times a
+# release build's; give them the stack the binary gives its own threads.
+export RUST_MIN_STACK=8388608
 say "cargo test"
 cargo test --workspace --locked 2>&1 | tee "$WORK/cargo-test.log"
 

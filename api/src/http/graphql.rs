@@ -175,7 +175,10 @@ async fn run(schema: &AppSchema, state: &AppState, ctx: Arc<RequestContext>, op:
     if !query && let Err(e) = ctx.begin_writing().await {
         return Err(pipeline::abandon(&ctx, state, e).await);
     }
-    let execution = schema.execute(crate::graphql::prepare(op, ctx.clone(), state.clone()));
+    // Boxed: the execution future is large (in a debug build, tens of KiB),
+    // and moving it by value through the timeout would copy it onto the
+    // stack each time; on the heap it stays put.
+    let execution = Box::pin(schema.execute(crate::graphql::prepare(op, ctx.clone(), state.clone())));
     let Ok(mut response) = tokio::time::timeout(state.settings.limits.operation_timeout(), execution).await else {
         return Ok(Done { operation, ..timed_out(ctx, state) });
     };

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use poem::{Endpoint, IntoResponse, Request, Response, handler, http::{HeaderValue, StatusCode, Version, header}, web::{Data, Json}};
+use poem::{IntoResponse, Response, handler, http::StatusCode, web::{Data, Json}};
 use serde_json::{Value, json};
 
 use crate::state::AppState;
@@ -22,18 +22,6 @@ pub async fn healthz(Data(state): Data<&AppState>) -> Response {
         return stopping();
     }
     Json(json!({ "status": "ok" })).into_response()
-}
-
-/// While draining, every HTTP/1 answer says `Connection: close`: a proxy's
-/// pooled connection ends after its current request, cleanly, rather than
-/// being closed under a request it just sent when the server stops.
-pub async fn with_drain<E: Endpoint>(next: E, req: Request, draining: tokio_util::sync::CancellationToken) -> poem::Result<Response> {
-    let http1 = req.version() < Version::HTTP_2;
-    let mut resp = next.call(req).await?.into_response();
-    if http1 && draining.is_cancelled() {
-        resp.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
-    }
-    Ok(resp)
 }
 
 /// The answer while draining: 503, so balancers send nothing new.

@@ -73,7 +73,6 @@ pub fn routes(state: AppState) -> impl Endpoint<Output = poem::Response> {
         // A panic in a handler or library answers 500 instead of dropping the connection.
         .with(poem::middleware::CatchPanic::new())
         .around(move |ep, req| client_addr::with_client_addr(ep, trusted.clone(), req))
-        .around(move |ep, req| health::with_drain(ep, req, draining.clone()))
-        .around(move |ep, req| observe::with_observation(ep, req, base_domain.clone()))
+        .around(move |ep, req| observe::with_observation(ep, req, base_domain.clone(), draining.clone()))
         .around(request_id::with_request_id)
 }

@@ -168,7 +168,10 @@ impl Objects {
     /// metrics; both name it as S3 does (`PutObject`, `ListObjectsV2`, ...).
     async fn observed<T, E>(&self, operation: &'static str, key: &str, call: impl Future<Output = Result<T, E>>) -> Result<T, E> {
         let started = std::time::Instant::now();
-        let result = call.instrument(crate::telemetry::storage_call(self.s3.is_some(), operation, key)).await;
+        // Boxed: a storage call's future (a streamed upload's above all) is
+        // large, and every resolver that stores would otherwise carry it in
+        // its own state, and on the stack, in a debug build.
+        let result = Box::pin(call).instrument(crate::telemetry::storage_call(self.s3.is_some(), operation, key)).await;
         crate::metrics::storage_call(operation, result.is_ok(), started.elapsed());
         result
     }

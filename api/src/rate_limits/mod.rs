@@ -87,15 +87,15 @@ impl RateLimits {
         }
         match standings.iter().filter(|s| s.refused).max_by_key(|s| s.reset_secs) {
             None => Ok(()),
-            Some(s) => Err({
+            Some(s) => {
                 crate::metrics::rate_limited(s.budget.name);
-                ApiError::OverBudget {
-                budget: s.budget.name,
-                quota: s.budget.quota,
-                window_secs: s.budget.window_secs,
-                retry_after: s.reset_secs,
-                }
-            }),
+                Err(ApiError::OverBudget {
+                    budget: s.budget.name,
+                    quota: s.budget.quota,
+                    window_secs: s.budget.window_secs,
+                    retry_after: s.reset_secs,
+                })
+            }
         }
     }
 
