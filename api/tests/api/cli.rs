@@ -59,12 +59,16 @@ async fn export_schema_prints_the_sdl() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("tenant: Tenant!"));
 }
 
-#[tokio::test]
-async fn serve_on_the_embedded_default_answers_and_sigterm_lets_in_flight_requests_finish() {
-    let dir = tempfile::tempdir().unwrap();
+/// `aggios serve` on the embedded default in `dir` with `env`, its address
+/// (`host:port`) once it says it listens, and the rest of what it prints.
+async fn serve_embedded(
+    dir: &std::path::Path,
+    env: &[(&str, &str)],
+) -> (tokio::process::Child, String, tokio::io::Lines<BufReader<tokio::process::ChildStdout>>) {
     let mut child = aggios()
-        .current_dir(dir.path())
+        .current_dir(dir)
         .env("AGGIOS_SERVER_PORT", "0")
+        .envs(env.iter().copied())
         .arg("serve")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -81,6 +85,13 @@ async fn serve_on_the_embedded_default_answers_and_sigterm_lets_in_flight_reques
     })
     .await
     .unwrap();
+    (child, addr, lines)
+}
+
+#[tokio::test]
+async fn serve_on_the_embedded_default_answers_and_sigterm_lets_in_flight_requests_finish() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, addr, mut lines) = serve_embedded(dir.path(), &[]).await;
     assert!(lines.next_line().await.unwrap().unwrap().contains("/graphql"));
     assert!(lines.next_line().await.unwrap().unwrap().contains("/playground"));
 
@@ -228,22 +239,8 @@ async fn deactivating_a_platform_administrator_from_the_command_line_ends_their_
 #[tokio::test]
 async fn with_a_drain_period_sigterm_turns_readiness_away_while_requests_are_still_served() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = aggios()
-        .current_dir(dir.path())
-        .env("AGGIOS_SERVER_PORT", "0")
-        .env("AGGIOS_SERVER_DRAIN_SECS", "2")
-        .arg("serve")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let addr = loop {
-        let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line()).await.unwrap().unwrap().expect("the server says where it listens");
-        if let Some(url) = line.strip_prefix("Aggios is listening on ") {
-            break url.trim().to_owned();
-        }
-    };
+    let (mut child, addr, _lines) = serve_embedded(dir.path(), &[("AGGIOS_SERVER_DRAIN_SECS", "2")]).await;
+    let addr = format!("http://{addr}");
     assert_eq!(reqwest::get(format!("{addr}/readyz")).await.unwrap().status(), 200);
     let pid = child.id().unwrap().to_string();
     assert!(tokio::process::Command::new("kill").args(["-TERM", &pid]).status().await.unwrap().success());
