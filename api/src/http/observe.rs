@@ -38,7 +38,8 @@ pub async fn with_observation<E: Endpoint>(next: E, req: Request, base_domain: A
     let started = Instant::now();
     let _in_flight = crate::metrics::InFlight::enter();
     let route = route_of(&req);
-    let host = host_class(&super::request_host(&req), &base_domain);
+    // Classified (a lower-cased copy of the Host) only for the metrics.
+    let host = crate::metrics::enabled().then(|| host_class(&super::request_host(&req), &base_domain));
     let http1 = req.version() < Version::HTTP_2;
     let mut resp = match next.call(req).await {
         Ok(r) => r.into_response(),
@@ -48,7 +49,7 @@ pub async fn with_observation<E: Endpoint>(next: E, req: Request, base_domain: A
         resp.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
     let took = started.elapsed();
-    let outcome = resp.extensions().get::<Outcome>().cloned();
+    let outcome = resp.extensions_mut().remove::<Outcome>();
     let code = outcome.as_ref().map_or_else(|| code_of_status(resp.status()), |o| o.code.clone());
     let batch = outcome.as_ref().is_some_and(|o| o.batch);
     let operation = if batch { Some("batch".to_owned()) } else { outcome.and_then(|o| o.operation) };
@@ -60,7 +61,7 @@ pub async fn with_observation<E: Endpoint>(next: E, req: Request, base_domain: A
         code = %code,
         "served"
     );
-    if crate::metrics::enabled() {
+    if let Some(host) = host {
         let label = match route {
             "graphql" if batch => "batch".to_owned(),
             "graphql" => crate::metrics::operation_label(operation.as_deref()),
